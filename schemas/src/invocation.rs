@@ -1,0 +1,325 @@
+//! Decodes a whole Lambda invocation from Kinesis: the raw payload bytes, as
+//! the Lambda runtime receives them, to validated events or reason codes.
+//!
+//! The outer payload is parsed once with simd-json. Every record's base64
+//! `data` is decoded (SIMD) into one packed arena with simd-json's padding
+//! between records, and each record is then parsed in place from the arena.
+//! Record metadata borrows from the payload, events borrow from the arena:
+//! no per-field allocation, and buffers are reused across invocations.
+
+use std::borrow::Cow;
+
+use base64_simd::{Out, STANDARD};
+use simd_json::{Buffers, Node, StaticNode, Tape};
+use thiserror::Error;
+
+use crate::event::Event;
+use crate::reason::{ReasonCode, Rejection};
+use crate::record::{RECORD_PADDING, RecordParser};
+
+/// Kinesis' record size limit for provisioned streams: 1 MiB of data.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Limits applied while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct DecoderConfig {
+    /// Records whose decoded data is larger are rejected as `record_too_large`
+    /// without being decoded.
+    pub max_record_bytes: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// The invocation payload itself is unusable. Lambda never sends such a
+/// payload, so this means the function is wired to the wrong source.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum InvocationError {
+    /// The payload is not JSON.
+    #[error("invocation payload is not JSON: {0}")]
+    NotJson(String),
+    /// The payload has no `Records` array.
+    #[error("invocation payload has no `Records` array; is this function triggered by Kinesis?")]
+    NoRecords,
+    /// A record lacks a field that every Kinesis event record has.
+    #[error("Records[{index}] has no valid `{field}`")]
+    BadRecord {
+        /// Position in `Records`.
+        index: usize,
+        /// The missing or mistyped field.
+        field: &'static str,
+    },
+}
+
+/// What Lambda tells us about one Kinesis record, borrowed from the payload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordMeta<'p> {
+    /// Position in the invocation's `Records`.
+    pub index: usize,
+    /// The 56-digit sequence number; `batchItemFailures` reports this.
+    pub sequence_number: &'p str,
+    /// The producer's partition key.
+    pub partition_key: &'p str,
+    /// `shardId-...`, taken from `eventID`.
+    pub shard_id: &'p str,
+    /// ARN of the stream.
+    pub event_source_arn: &'p str,
+    /// `approximateArrivalTimestamp`, in epoch milliseconds.
+    pub arrival_ms: i64,
+    /// The record exactly as received (base64), for the dead-letter queue.
+    pub data_base64: &'p str,
+}
+
+/// One record of the invocation: its metadata and its verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedRecord<'p> {
+    /// Kinesis metadata.
+    pub meta: RecordMeta<'p>,
+    /// The event, or why the record is poison.
+    pub outcome: Result<Event<'p>, Rejection>,
+}
+
+/// A reusable decoder. Keep one per Lambda container: its buffers grow to
+/// the largest invocation seen and are then reused.
+pub struct InvocationDecoder {
+    config: DecoderConfig,
+    outer_buffers: Buffers,
+    outer_tape: Option<Tape<'static>>,
+    parser: RecordParser,
+    arena: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+impl std::fmt::Debug for InvocationDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvocationDecoder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for InvocationDecoder {
+    fn default() -> Self {
+        Self::new(DecoderConfig::default())
+    }
+}
+
+/// Where a record's decoded bytes sit in the arena, or why they don't.
+#[derive(Clone)]
+enum Span {
+    Data { len: usize },
+    Rejected(Rejection),
+}
+
+impl InvocationDecoder {
+    /// A decoder with the given limits.
+    pub fn new(config: DecoderConfig) -> Self {
+        InvocationDecoder {
+            config,
+            outer_buffers: Buffers::new(64 * 1024),
+            outer_tape: Some(Tape::null().reset()),
+            parser: RecordParser::new(),
+            arena: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> DecoderConfig {
+        self.config
+    }
+
+    /// Decodes `payload` (simd-json rewrites strings in place, hence `mut`).
+    /// Every record yields exactly one [`DecodedRecord`], in order; a bad
+    /// record never fails the batch.
+    pub fn decode<'p>(
+        &'p mut self,
+        payload: &'p mut [u8],
+    ) -> Result<Vec<DecodedRecord<'p>>, InvocationError> {
+        let Self {
+            config,
+            outer_buffers,
+            outer_tape,
+            parser,
+            arena,
+            spans,
+        } = self;
+        let mut tape: Tape<'p> = outer_tape.take().unwrap_or_else(Tape::null).reset();
+        let metas = match simd_json::fill_tape(payload, outer_buffers, &mut tape) {
+            Ok(()) => read_records(&tape.0),
+            Err(e) => Err(InvocationError::NotJson(e.to_string())),
+        };
+        *outer_tape = Some(tape.reset());
+        let metas = metas?;
+
+        // Pass 1: sizes, base64 validity, size limit.
+        spans.clear();
+        let mut total = 0usize;
+        for meta in &metas {
+            let b64 = meta.data_base64.as_bytes();
+            let estimate = STANDARD.estimated_decoded_length(b64.len());
+            let span = if estimate > config.max_record_bytes + 2 {
+                Span::Rejected(too_large(estimate, config.max_record_bytes))
+            } else {
+                match STANDARD.decoded_length(b64) {
+                    Ok(len) if len > config.max_record_bytes => {
+                        Span::Rejected(too_large(len, config.max_record_bytes))
+                    }
+                    Ok(len) => {
+                        total += len + RECORD_PADDING;
+                        Span::Data { len }
+                    }
+                    Err(_) => Span::Rejected(bad_base64()),
+                }
+            };
+            spans.push(span);
+        }
+        if arena.len() < total {
+            arena.resize(total, 0);
+        }
+
+        // Pass 2: decode base64 into the arena, then parse each record in place.
+        let mut rest: &'p mut [u8] = &mut arena[..];
+        let mut out = Vec::with_capacity(metas.len());
+        for (meta, span) in metas.into_iter().zip(spans.iter()) {
+            let outcome = match span {
+                Span::Rejected(r) => Err(r.clone()),
+                Span::Data { len } => {
+                    let taken = std::mem::take(&mut rest);
+                    let (chunk, tail) = taken.split_at_mut(len + RECORD_PADDING);
+                    rest = tail;
+                    decode_one(parser, meta.data_base64, chunk, *len)
+                }
+            };
+            out.push(DecodedRecord { meta, outcome });
+        }
+        Ok(out)
+    }
+}
+
+fn decode_one<'p>(
+    parser: &mut RecordParser,
+    b64: &str,
+    chunk: &'p mut [u8],
+    len: usize,
+) -> Result<Event<'p>, Rejection> {
+    match STANDARD.decode(b64.as_bytes(), Out::from_slice(&mut chunk[..len])) {
+        Ok(decoded) if decoded.len() == len => {}
+        _ => return Err(bad_base64()),
+    }
+    parser.parse_padded(chunk, len)
+}
+
+fn too_large(len: usize, max: usize) -> Rejection {
+    Rejection::record(
+        ReasonCode::RecordTooLarge,
+        format!("record is {len} bytes; the limit is {max}"),
+    )
+}
+
+fn bad_base64() -> Rejection {
+    Rejection::record(
+        ReasonCode::InvalidBase64,
+        Cow::Borrowed("kinesis.data is not valid base64"),
+    )
+}
+
+#[inline]
+fn width(node: &Node<'_>) -> usize {
+    match node {
+        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+        _ => 1,
+    }
+}
+
+/// Iterates the (key, value sub-tape) pairs of the object at `nodes[0]`.
+fn entries<'t, 'p>(nodes: &'t [Node<'p>]) -> impl Iterator<Item = (&'p str, &'t [Node<'p>])> {
+    let len = match nodes.first() {
+        Some(Node::Object { len, .. }) => *len,
+        _ => 0,
+    };
+    let mut idx = 1;
+    (0..len).map_while(move |_| {
+        let Some(Node::String(key)) = nodes.get(idx) else {
+            return None;
+        };
+        let w = width(nodes.get(idx + 1)?);
+        let value = nodes.get(idx + 1..idx + 1 + w)?;
+        idx += 1 + w;
+        Some((*key, value))
+    })
+}
+
+fn read_records<'p>(nodes: &[Node<'p>]) -> Result<Vec<RecordMeta<'p>>, InvocationError> {
+    let records = entries(nodes)
+        .find(|(k, _)| *k == "Records")
+        .map(|(_, v)| v)
+        .ok_or(InvocationError::NoRecords)?;
+    let Some(Node::Array { len, .. }) = records.first() else {
+        return Err(InvocationError::NoRecords);
+    };
+    let mut out = Vec::with_capacity(*len);
+    let mut idx = 1;
+    for index in 0..*len {
+        let Some(node) = records.get(idx) else { break };
+        let w = width(node);
+        let record = records.get(idx..idx + w).unwrap_or(&[]);
+        idx += w;
+        out.push(read_meta(index, record)?);
+    }
+    Ok(out)
+}
+
+fn read_meta<'p>(index: usize, record: &[Node<'p>]) -> Result<RecordMeta<'p>, InvocationError> {
+    let bad = |field| InvocationError::BadRecord { index, field };
+    let (mut kinesis, mut event_id, mut arn) = (None, None, None);
+    for (key, value) in entries(record) {
+        match (key, value.first()) {
+            ("kinesis", Some(Node::Object { .. })) => kinesis = Some(value),
+            ("eventID", Some(Node::String(s))) => event_id = Some(*s),
+            ("eventSourceARN", Some(Node::String(s))) => arn = Some(*s),
+            _ => {}
+        }
+    }
+    let kinesis = kinesis.ok_or(bad("kinesis"))?;
+    let (mut seq, mut key, mut data, mut arrival) = (None, None, None, None);
+    for (k, value) in entries(kinesis) {
+        match (k, value.first()) {
+            ("sequenceNumber", Some(Node::String(s))) => seq = Some(*s),
+            ("partitionKey", Some(Node::String(s))) => key = Some(*s),
+            ("data", Some(Node::String(s))) => data = Some(*s),
+            ("approximateArrivalTimestamp", Some(Node::Static(n))) => {
+                arrival = match n {
+                    StaticNode::F64(f) if f.is_finite() => Some((f * 1000.0).round() as i64),
+                    StaticNode::I64(v) => Some(v.saturating_mul(1000)),
+                    StaticNode::U64(v) => Some(
+                        i64::try_from(*v)
+                            .unwrap_or(i64::MAX / 1000)
+                            .saturating_mul(1000),
+                    ),
+                    _ => None,
+                }
+            }
+            _ => {}
+        }
+    }
+    let event_id = event_id.ok_or(bad("eventID"))?;
+    let shard_id = event_id
+        .split_once(':')
+        .map(|(s, _)| s)
+        .ok_or(bad("eventID"))?;
+    Ok(RecordMeta {
+        index,
+        sequence_number: seq.ok_or(bad("kinesis.sequenceNumber"))?,
+        partition_key: key.ok_or(bad("kinesis.partitionKey"))?,
+        shard_id,
+        event_source_arn: arn.ok_or(bad("eventSourceARN"))?,
+        arrival_ms: arrival.ok_or(bad("kinesis.approximateArrivalTimestamp"))?,
+        data_base64: data.ok_or(bad("kinesis.data"))?,
+    })
+}

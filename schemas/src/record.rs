@@ -1,0 +1,637 @@
+//! Reads one record's JSON into a typed, validated [`Event`].
+//!
+//! The record is parsed once with simd-json into a reused tape; the reader
+//! then walks the tape directly (no DOM, no serde), dispatching on
+//! `event_type`. Strings are borrowed from the record buffer, which simd-json
+//! unescapes in place, so an accepted record allocates only its item and
+//! changed-field vectors.
+
+use std::borrow::Cow;
+
+use simd_json::{Buffers, ErrorType, Node, StaticNode, Tape};
+
+use crate::event::*;
+use crate::reason::{ReasonCode, Rejection};
+use crate::rules::{self, MAX_ID_CHARS, MAX_INT32, MAX_SAFE_INTEGER, MAX_SHORT_CHARS};
+
+/// Bytes of padding simd-json needs after each record in a packed buffer.
+pub const RECORD_PADDING: usize = simd_json::INPUT_PADDING;
+
+/// A reusable record parser: owns simd-json's scratch buffers and tape so
+/// that parsing many records allocates nothing after warm-up.
+pub struct RecordParser {
+    buffers: Buffers,
+    tape: Option<Tape<'static>>,
+}
+
+impl Default for RecordParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for RecordParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordParser").finish_non_exhaustive()
+    }
+}
+
+impl RecordParser {
+    /// A parser with buffers sized for typical (sub-kilobyte) records.
+    pub fn new() -> Self {
+        RecordParser {
+            buffers: Buffers::new(4096),
+            tape: Some(Tape::null().reset()),
+        }
+    }
+
+    /// Parses the record in `buf[..len]`; `buf[len..]` must hold at least
+    /// [`RECORD_PADDING`] bytes of any content (the next record may live
+    /// there). Strings of the result borrow from `buf`.
+    pub fn parse_padded<'a>(
+        &mut self,
+        buf: &'a mut [u8],
+        len: usize,
+    ) -> Result<Event<'a>, Rejection> {
+        if len == 0 {
+            return Err(Rejection::record(ReasonCode::MalformedJson, "empty record"));
+        }
+        let mut tape: Tape<'a> = self.tape.take().unwrap_or_else(Tape::null).reset();
+        let parsed = simd_json::fill_tape_padded(buf, len, &mut self.buffers, &mut tape);
+        let out = match parsed {
+            Ok(()) => read_event(&tape.0),
+            Err(e) => Err(json_error(e.error())),
+        };
+        self.tape = Some(tape.reset());
+        out
+    }
+
+    /// Parses a record that sits alone in `buf` (copies it once into an
+    /// aligned scratch buffer). Use [`RecordParser::parse_padded`] on packed batches.
+    pub fn parse<'a>(&mut self, buf: &'a mut [u8]) -> Result<Event<'a>, Rejection> {
+        if buf.is_empty() {
+            return Err(Rejection::record(ReasonCode::MalformedJson, "empty record"));
+        }
+        let mut tape: Tape<'a> = self.tape.take().unwrap_or_else(Tape::null).reset();
+        let parsed = simd_json::fill_tape(buf, &mut self.buffers, &mut tape);
+        let out = match parsed {
+            Ok(()) => read_event(&tape.0),
+            Err(e) => Err(json_error(e.error())),
+        };
+        self.tape = Some(tape.reset());
+        out
+    }
+}
+
+fn json_error(e: &ErrorType) -> Rejection {
+    match e {
+        ErrorType::InvalidUtf8 => {
+            Rejection::record(ReasonCode::InvalidUtf8, "record is not valid UTF-8")
+        }
+        ErrorType::Eof => Rejection::record(ReasonCode::MalformedJson, "record is truncated"),
+        other => Rejection::record(ReasonCode::MalformedJson, format!("not JSON: {other:?}")),
+    }
+}
+
+/// Number of tape nodes a value occupies, header included.
+#[inline]
+fn width(node: &Node<'_>) -> usize {
+    match node {
+        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+        _ => 1,
+    }
+}
+
+fn type_name(node: &Node<'_>) -> &'static str {
+    match node {
+        Node::String(_) => "a string",
+        Node::Object { .. } => "an object",
+        Node::Array { .. } => "an array",
+        Node::Static(StaticNode::Null) => "null",
+        Node::Static(StaticNode::Bool(_)) => "a boolean",
+        Node::Static(_) => "a number",
+    }
+}
+
+/// The fields of one JSON object, located by name in a single pass.
+///
+/// Field JSON Pointers are built only when a rule fails (the cold path).
+struct Fields<'t, 'a, const N: usize> {
+    nodes: &'t [Node<'a>],
+    at: [usize; N],
+    keys: &'static [&'static str; N],
+    at_path: Parent,
+}
+
+/// Where an object sits in the record, for error paths.
+#[derive(Clone, Copy)]
+enum Parent {
+    Root,
+    Data,
+    Item(usize),
+}
+
+const ABSENT: usize = usize::MAX;
+
+impl<'t, 'a, const N: usize> Fields<'t, 'a, N> {
+    /// `nodes[0]` must be an object header. Later duplicates win, as in
+    /// every mainstream JSON reader (and in the JSON Schema test oracle).
+    fn locate(nodes: &'t [Node<'a>], keys: &'static [&'static str; N], at_path: Parent) -> Self {
+        let mut at = [ABSENT; N];
+        let len = match nodes.first() {
+            Some(Node::Object { len, .. }) => *len,
+            _ => 0,
+        };
+        let mut idx = 1;
+        for _ in 0..len {
+            let (Some(Node::String(key)), Some(value)) = (nodes.get(idx), nodes.get(idx + 1))
+            else {
+                break;
+            };
+            for (slot, name) in at.iter_mut().zip(keys.iter()) {
+                if name == key {
+                    *slot = idx + 1;
+                    break;
+                }
+            }
+            idx += 1 + width(value);
+        }
+        Fields {
+            nodes,
+            at,
+            keys,
+            at_path,
+        }
+    }
+
+    fn path(&self, i: usize) -> Cow<'static, str> {
+        let key = self.keys[i];
+        Cow::Owned(match self.at_path {
+            Parent::Root => format!("/{key}"),
+            Parent::Data => format!("/data/{key}"),
+            Parent::Item(n) => format!("/data/items/{n}/{key}"),
+        })
+    }
+
+    fn reject(
+        &self,
+        reason: ReasonCode,
+        i: usize,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Rejection {
+        Rejection::field(reason, self.path(i), detail)
+    }
+
+    fn node(&self, i: usize) -> Result<&'t Node<'a>, Rejection> {
+        match self.at[i] {
+            ABSENT => Err(self.reject(ReasonCode::MissingField, i, "required field is missing")),
+            idx => self
+                .nodes
+                .get(idx)
+                .ok_or_else(|| self.reject(ReasonCode::MalformedJson, i, "tape ended")),
+        }
+    }
+
+    /// The sub-tape of field `i` (for nested objects and arrays).
+    fn sub(&self, i: usize) -> &'t [Node<'a>] {
+        let idx = self.at[i];
+        self.nodes
+            .get(idx..)
+            .map_or(&[], |rest| &rest[..width(&rest[0]).min(rest.len())])
+    }
+
+    fn wrong_type(&self, i: usize, expected: &'static str, got: &Node<'_>) -> Rejection {
+        self.reject(
+            ReasonCode::WrongType,
+            i,
+            format!("expected {expected}, got {}", type_name(got)),
+        )
+    }
+
+    fn str(&self, i: usize) -> Result<&'a str, Rejection> {
+        match self.node(i)? {
+            Node::String(s) => Ok(s),
+            other => Err(self.wrong_type(i, "a string", other)),
+        }
+    }
+
+    /// A string of 1 to `max` characters.
+    fn text(&self, i: usize, max: usize) -> Result<&'a str, Rejection> {
+        let s = self.str(i)?;
+        if rules::has_char_len(s, max) {
+            Ok(s)
+        } else {
+            Err(self.reject(
+                ReasonCode::InvalidField,
+                i,
+                format!("must be 1 to {max} characters"),
+            ))
+        }
+    }
+
+    fn id(&self, i: usize) -> Result<&'a str, Rejection> {
+        self.text(i, MAX_ID_CHARS)
+    }
+
+    fn uuid(&self, i: usize) -> Result<&'a str, Rejection> {
+        let s = self.str(i)?;
+        if rules::is_uuid(s) {
+            Ok(s)
+        } else {
+            Err(self.reject(ReasonCode::InvalidField, i, "not a UUID (8-4-4-4-12 hex)"))
+        }
+    }
+
+    fn country(&self, i: usize) -> Result<Country, Rejection> {
+        Country::new(self.str(i)?).ok_or_else(|| {
+            self.reject(
+                ReasonCode::InvalidField,
+                i,
+                "not an ISO 3166-1 alpha-2 code (e.g. DE)",
+            )
+        })
+    }
+
+    fn currency(&self, i: usize) -> Result<Currency, Rejection> {
+        Currency::new(self.str(i)?).ok_or_else(|| {
+            self.reject(
+                ReasonCode::InvalidField,
+                i,
+                "not an ISO 4217 code (e.g. EUR)",
+            )
+        })
+    }
+
+    fn one_of<E>(
+        &self,
+        i: usize,
+        parse: fn(&str) -> Option<E>,
+        expected: &'static str,
+    ) -> Result<E, Rejection> {
+        parse(self.str(i)?).ok_or_else(|| self.reject(ReasonCode::InvalidField, i, expected))
+    }
+
+    fn bool(&self, i: usize) -> Result<bool, Rejection> {
+        match self.node(i)? {
+            Node::Static(StaticNode::Bool(b)) => Ok(*b),
+            other => Err(self.wrong_type(i, "a boolean", other)),
+        }
+    }
+
+    /// An integer in `min..=max`. JSON numbers with a zero fraction (`3.0`,
+    /// `1e2`) are integers, as JSON Schema defines them.
+    fn int(&self, i: usize, min: u64, max: u64) -> Result<u64, Rejection> {
+        let node = self.node(i)?;
+        let value: Option<i128> = match node {
+            Node::Static(StaticNode::I64(v)) => Some(i128::from(*v)),
+            Node::Static(StaticNode::U64(v)) => Some(i128::from(*v)),
+            Node::Static(StaticNode::F64(f)) if f.is_finite() && f.fract() == 0.0 => {
+                if *f < min as f64 || *f > max as f64 {
+                    None
+                } else {
+                    Some(*f as i128)
+                }
+            }
+            Node::Static(StaticNode::F64(_)) => return Err(self.wrong_type(i, "an integer", node)),
+            other => return Err(self.wrong_type(i, "an integer", other)),
+        };
+        match value {
+            Some(v) if v >= i128::from(min) && v <= i128::from(max) => Ok(v as u64),
+            _ => Err(self.reject(
+                ReasonCode::InvalidField,
+                i,
+                format!("must be an integer from {min} to {max}"),
+            )),
+        }
+    }
+
+    fn cents(&self, i: usize) -> Result<u64, Rejection> {
+        self.int(i, 0, MAX_SAFE_INTEGER)
+    }
+
+    fn count32(&self, i: usize) -> Result<u32, Rejection> {
+        self.int(i, 1, MAX_INT32).map(|v| v as u32)
+    }
+}
+
+const ENVELOPE: &[&str; 7] = &[
+    "schema_version",
+    "event_type",
+    "event_id",
+    "occurred_at",
+    "source",
+    "correlation_id",
+    "data",
+];
+
+/// Reads a parsed record (its tape) into a validated event.
+pub(crate) fn read_event<'a>(nodes: &[Node<'a>]) -> Result<Event<'a>, Rejection> {
+    match nodes.first() {
+        Some(Node::Object { .. }) => {}
+        Some(other) => {
+            return Err(Rejection::record(
+                ReasonCode::NotAnObject,
+                format!("record is {}, not an object", type_name(other)),
+            ));
+        }
+        None => return Err(Rejection::record(ReasonCode::MalformedJson, "empty record")),
+    }
+    let env = Fields::locate(nodes, ENVELOPE, Parent::Root);
+
+    let version = match env.node(0)? {
+        Node::Static(StaticNode::I64(1) | StaticNode::U64(1)) => 1,
+        Node::Static(StaticNode::F64(f)) if *f == 1.0 => 1,
+        Node::Static(StaticNode::I64(_) | StaticNode::U64(_)) => {
+            return Err(env.reject(
+                ReasonCode::UnsupportedSchemaVersion,
+                0,
+                "this pipeline reads schema_version 1",
+            ));
+        }
+        Node::Static(StaticNode::F64(f)) if f.is_finite() && f.fract() == 0.0 => {
+            return Err(env.reject(
+                ReasonCode::UnsupportedSchemaVersion,
+                0,
+                "this pipeline reads schema_version 1",
+            ));
+        }
+        other => return Err(env.wrong_type(0, "an integer", other)),
+    };
+    let type_name = env.str(1)?;
+    let Some(event_type) = EventType::parse(type_name) else {
+        return Err(env.reject(
+            ReasonCode::UnknownEventType,
+            1,
+            format!("unknown event_type {:?}", truncate(type_name, 64)),
+        ));
+    };
+    let event_id = env.uuid(2)?;
+    let occurred = env.str(3)?;
+    let Some(occurred_at_ms) = rules::parse_rfc3339_utc_ms(occurred) else {
+        return Err(env.reject(
+            ReasonCode::InvalidField,
+            3,
+            "not an RFC 3339 UTC timestamp (YYYY-MM-DDTHH:MM:SS[.fff]Z)",
+        ));
+    };
+    let source = env.id(4)?;
+    let correlation_id = env.uuid(5)?;
+    match env.node(6)? {
+        Node::Object { .. } => {}
+        other => return Err(env.wrong_type(6, "an object", other)),
+    }
+    let data = read_data(event_type, env.sub(6))?;
+    Ok(Event {
+        event_id,
+        schema_version: version,
+        occurred_at_ms,
+        source,
+        correlation_id,
+        data,
+    })
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+const SIGNED_UP: &[&str; 5] = &["user_id", "email", "country", "channel", "marketing_opt_in"];
+const LOGGED_IN: &[&str; 3] = &["user_id", "method", "country"];
+const PROFILE: &[&str; 2] = &["user_id", "changed_fields"];
+const CREATED: &[&str; 6] = &[
+    "order_id",
+    "user_id",
+    "country",
+    "currency",
+    "items",
+    "total_cents",
+];
+const ITEM: &[&str; 3] = &["sku", "quantity", "unit_price_cents"];
+const PAID: &[&str; 7] = &[
+    "order_id",
+    "user_id",
+    "country",
+    "payment_id",
+    "amount_cents",
+    "currency",
+    "method",
+];
+const PAY_FAILED: &[&str; 7] = &[
+    "order_id",
+    "user_id",
+    "country",
+    "amount_cents",
+    "currency",
+    "method",
+    "reason",
+];
+const FULFILLED: &[&str; 6] = &[
+    "order_id",
+    "user_id",
+    "country",
+    "warehouse",
+    "carrier",
+    "shipped_items",
+];
+const CANCELLED: &[&str; 4] = &["order_id", "user_id", "country", "reason"];
+
+fn read_data<'a>(event_type: EventType, nodes: &[Node<'a>]) -> Result<EventData<'a>, Rejection> {
+    Ok(match event_type {
+        EventType::UserSignedUp => {
+            let f = Fields::locate(nodes, SIGNED_UP, Parent::Data);
+            let user_id = f.id(0)?;
+            let email = f.str(1)?;
+            if !rules::is_email(email) {
+                return Err(f.reject(ReasonCode::InvalidField, 1, "not an e-mail address"));
+            }
+            EventData::UserSignedUp(UserSignedUp {
+                user_id,
+                email,
+                country: f.country(2)?,
+                channel: f.one_of(3, Channel::parse, Channel::EXPECTED)?,
+                marketing_opt_in: f.bool(4)?,
+            })
+        }
+        EventType::UserLoggedIn => {
+            let f = Fields::locate(nodes, LOGGED_IN, Parent::Data);
+            EventData::UserLoggedIn(UserLoggedIn {
+                user_id: f.id(0)?,
+                method: f.one_of(1, LoginMethod::parse, LoginMethod::EXPECTED)?,
+                country: f.country(2)?,
+            })
+        }
+        EventType::UserProfileUpdated => {
+            let f = Fields::locate(nodes, PROFILE, Parent::Data);
+            let user_id = f.id(0)?;
+            let changed_fields = read_changed_fields(&f)?;
+            EventData::UserProfileUpdated(UserProfileUpdated {
+                user_id,
+                changed_fields,
+            })
+        }
+        EventType::OrderCreated => {
+            let f = Fields::locate(nodes, CREATED, Parent::Data);
+            let order_id = f.id(0)?;
+            let user_id = f.id(1)?;
+            let country = f.country(2)?;
+            let currency = f.currency(3)?;
+            let items = read_items(&f)?;
+            let total_cents = f.cents(5)?;
+            let sum: u128 = items
+                .iter()
+                .map(|i| u128::from(i.quantity) * u128::from(i.unit_price_cents))
+                .sum();
+            if sum != u128::from(total_cents) {
+                return Err(f.reject(
+                    ReasonCode::TotalMismatch,
+                    5,
+                    format!("total_cents is {total_cents} but the items add up to {sum}"),
+                ));
+            }
+            EventData::OrderCreated(OrderCreated {
+                order_id,
+                user_id,
+                country,
+                currency,
+                items,
+                total_cents,
+            })
+        }
+        EventType::OrderPaymentSucceeded => {
+            let f = Fields::locate(nodes, PAID, Parent::Data);
+            EventData::OrderPaymentSucceeded(OrderPaymentSucceeded {
+                order_id: f.id(0)?,
+                user_id: f.id(1)?,
+                country: f.country(2)?,
+                payment_id: f.id(3)?,
+                amount_cents: f.cents(4)?,
+                currency: f.currency(5)?,
+                method: f.one_of(6, PaymentMethod::parse, PaymentMethod::EXPECTED)?,
+            })
+        }
+        EventType::OrderPaymentFailed => {
+            let f = Fields::locate(nodes, PAY_FAILED, Parent::Data);
+            EventData::OrderPaymentFailed(OrderPaymentFailed {
+                order_id: f.id(0)?,
+                user_id: f.id(1)?,
+                country: f.country(2)?,
+                amount_cents: f.cents(3)?,
+                currency: f.currency(4)?,
+                method: f.one_of(5, PaymentMethod::parse, PaymentMethod::EXPECTED)?,
+                reason: f.one_of(
+                    6,
+                    PaymentFailureReason::parse,
+                    PaymentFailureReason::EXPECTED,
+                )?,
+            })
+        }
+        EventType::OrderFulfilled => {
+            let f = Fields::locate(nodes, FULFILLED, Parent::Data);
+            EventData::OrderFulfilled(OrderFulfilled {
+                order_id: f.id(0)?,
+                user_id: f.id(1)?,
+                country: f.country(2)?,
+                warehouse: f.id(3)?,
+                carrier: f.id(4)?,
+                shipped_items: f.count32(5)?,
+            })
+        }
+        EventType::OrderCancelled => {
+            let f = Fields::locate(nodes, CANCELLED, Parent::Data);
+            EventData::OrderCancelled(OrderCancelled {
+                order_id: f.id(0)?,
+                user_id: f.id(1)?,
+                country: f.country(2)?,
+                reason: f.one_of(3, CancelReason::parse, CancelReason::EXPECTED)?,
+            })
+        }
+    })
+}
+
+/// The elements of an array field: each element's sub-tape.
+fn elements<'t, 'a>(array: &'t [Node<'a>]) -> impl Iterator<Item = &'t [Node<'a>]> {
+    let len = match array.first() {
+        Some(Node::Array { len, .. }) => *len,
+        _ => 0,
+    };
+    let mut idx = 1;
+    (0..len).map_while(move |_| {
+        let node = array.get(idx)?;
+        let w = width(node);
+        let slice = array.get(idx..idx + w)?;
+        idx += w;
+        Some(slice)
+    })
+}
+
+fn array_len<const N: usize>(
+    f: &Fields<'_, '_, N>,
+    i: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, Rejection> {
+    match f.node(i)? {
+        Node::Array { len, .. } if (min..=max).contains(len) => Ok(*len),
+        Node::Array { .. } => Err(f.reject(
+            ReasonCode::InvalidField,
+            i,
+            format!("must have {min} to {max} entries"),
+        )),
+        other => Err(f.wrong_type(i, "an array", other)),
+    }
+}
+
+fn read_items<'a>(f: &Fields<'_, 'a, 6>) -> Result<Vec<LineItem<'a>>, Rejection> {
+    let len = array_len(f, 4, 1, rules::MAX_ITEMS)?;
+    let mut items = Vec::with_capacity(len);
+    for (n, element) in elements(f.sub(4)).enumerate() {
+        match element.first() {
+            Some(Node::Object { .. }) => {}
+            Some(other) => {
+                return Err(Rejection::field(
+                    ReasonCode::WrongType,
+                    format!("/data/items/{n}"),
+                    format!("expected an object, got {}", type_name(other)),
+                ));
+            }
+            None => break,
+        }
+        let item = Fields::locate(element, ITEM, Parent::Item(n));
+        items.push(LineItem {
+            sku: item.text(0, MAX_SHORT_CHARS)?,
+            quantity: item.count32(1)?,
+            unit_price_cents: item.cents(2)?,
+        });
+    }
+    Ok(items)
+}
+
+fn read_changed_fields<'a>(f: &Fields<'_, 'a, 2>) -> Result<Vec<&'a str>, Rejection> {
+    let len = array_len(f, 1, 1, rules::MAX_CHANGED_FIELDS)?;
+    let mut out = Vec::with_capacity(len);
+    for (n, element) in elements(f.sub(1)).enumerate() {
+        let path = || format!("/data/changed_fields/{n}");
+        match element.first() {
+            Some(Node::String(s)) if rules::has_char_len(s, MAX_SHORT_CHARS) => out.push(*s),
+            Some(Node::String(_)) => {
+                return Err(Rejection::field(
+                    ReasonCode::InvalidField,
+                    path(),
+                    format!("must be 1 to {MAX_SHORT_CHARS} characters"),
+                ));
+            }
+            Some(other) => {
+                return Err(Rejection::field(
+                    ReasonCode::WrongType,
+                    path(),
+                    format!("expected a string, got {}", type_name(other)),
+                ));
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}

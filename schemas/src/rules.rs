@@ -1,0 +1,310 @@
+//! The contract's primitive rules, shared by the SIMD reader, the serde
+//! baseline in the benchmarks and the producers.
+//!
+//! Each rule is also expressed in the JSON Schema files under `schemas/json/`;
+//! `tests/schema_agreement.rs` holds both to the same verdict.
+
+/// Largest integer the contract accepts for money and counts: 2^53 - 1, the
+/// largest integer every JSON reader (JavaScript included) represents exactly.
+pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
+/// Upper bound of `quantity` and `shipped_items`: they are `int32` in the lake.
+pub const MAX_INT32: u64 = i32::MAX as u64;
+/// Longest identifier (`order_id`, `user_id`, `source`, ...), in characters.
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest `sku` and entry of `changed_fields`, in characters.
+pub const MAX_SHORT_CHARS: usize = 64;
+/// Longest e-mail address (RFC 5321 path limit), in characters.
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Line items of one `order.created`.
+pub const MAX_ITEMS: usize = 100;
+/// Entries of `changed_fields`.
+pub const MAX_CHANGED_FIELDS: usize = 50;
+
+/// A UUID in its canonical 8-4-4-4-12 hex form, any version, either case.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return false;
+    }
+    b.iter().enumerate().all(|(i, &c)| match i {
+        8 | 13 | 18 | 23 => c == b'-',
+        _ => c.is_ascii_hexdigit(),
+    })
+}
+
+/// ISO 3166-1 alpha-2 shape: two upper-case ASCII letters.
+pub fn is_country(s: &str) -> bool {
+    s.len() == 2 && s.bytes().all(|c| c.is_ascii_uppercase())
+}
+
+/// ISO 4217 shape: three upper-case ASCII letters.
+pub fn is_currency(s: &str) -> bool {
+    s.len() == 3 && s.bytes().all(|c| c.is_ascii_uppercase())
+}
+
+/// Length in characters (what JSON Schema's `maxLength` counts) is within
+/// `1..=max`. ASCII strings, the common case, are decided by byte length.
+pub fn has_char_len(s: &str, max: usize) -> bool {
+    if s.is_empty() {
+        return false;
+    }
+    if s.len() <= max {
+        return true;
+    }
+    s.chars().count() <= max
+}
+
+/// A plausible e-mail address: `local@label.label[...]`, no white space,
+/// exactly one `@`, no empty domain label. Deliverability is the producer's
+/// problem; the lake only keeps the domain. Mirrors the JSON Schema pattern
+/// `^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$`.
+pub fn is_email(s: &str) -> bool {
+    if !has_char_len(s, MAX_EMAIL_CHARS) || s.chars().any(char::is_whitespace) {
+        return false;
+    }
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// The domain part of a valid e-mail address, as written. The lake stores
+/// this instead of the address (no personal data).
+pub fn email_domain(email: &str) -> &str {
+    email.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+const fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+const fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
+/// Howard Hinnant's `days_from_civil`.
+pub const fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day count from 1970-01-01: (year, month, day).
+pub const fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    let mut v: i64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(v)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` (RFC 3339, UTC only) into
+/// milliseconds since the Unix epoch; sub-millisecond digits are truncated,
+/// since the lake stores milliseconds. Offsets other than `Z`, lower-case `t`
+/// or `z`, leap seconds and impossible dates are rejected.
+pub fn parse_rfc3339_utc_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' || *b.last()? != b'Z' {
+        return None;
+    }
+    let year = digits(&b[0..4])?;
+    let month = digits(&b[5..7])?;
+    let day = digits(&b[8..10])?;
+    let hour = digits(&b[11..13])?;
+    let minute = digits(&b[14..16])?;
+    let second = digits(&b[17..19])?;
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut millis = 0;
+    let rest = &b[19..b.len() - 1];
+    if !rest.is_empty() {
+        let frac = rest.strip_prefix(b".")?;
+        if frac.is_empty() || frac.len() > 9 {
+            return None;
+        }
+        digits(frac)?;
+        let mut ms = [b'0'; 3];
+        for (slot, &c) in ms.iter_mut().zip(frac) {
+            *slot = c;
+        }
+        millis = digits(&ms)?;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` into `out`.
+/// Years outside 0..=9999 are clamped to keep the fixed width (the contract
+/// cannot express them anyway).
+pub fn format_rfc3339_ms(ms: i64, out: &mut Vec<u8>) {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, mo, d) = civil_from_days(days);
+    let y = y.clamp(0, 9999);
+    let (h, mi, s, f) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    for (v, at, width) in [
+        (y, 0, 4),
+        (mo, 5, 2),
+        (d, 8, 2),
+        (h, 11, 2),
+        (mi, 14, 2),
+        (s, 17, 2),
+        (f, 20, 3),
+    ] {
+        let mut v = v;
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    out.extend_from_slice(&buf);
+}
+
+/// Appends the decimal form of `v` without allocating.
+pub fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids() {
+        assert!(is_uuid("7c9e6679-7425-40de-944b-e07fc1f90ae7"));
+        assert!(is_uuid("7C9E6679-7425-40DE-944B-E07FC1F90AE7"));
+        assert!(!is_uuid("7c9e6679742540de944be07fc1f90ae7"));
+        assert!(!is_uuid("7c9e6679-7425-40de-944b-e07fc1f90ae"));
+        assert!(!is_uuid("7c9e6679-7425-40de-944b-e07fc1f90aeg"));
+        assert!(!is_uuid(""));
+    }
+
+    #[test]
+    fn timestamps_parse_to_epoch_millis() {
+        assert_eq!(parse_rfc3339_utc_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_utc_ms("2026-11-25T14:37:56.123Z"),
+            Some(1_795_617_476_123)
+        );
+        assert_eq!(
+            parse_rfc3339_utc_ms("2026-11-25T14:37:56.123999999Z"),
+            Some(1_795_617_476_123)
+        );
+        assert_eq!(
+            parse_rfc3339_utc_ms("2026-11-25T14:37:56.1Z"),
+            Some(1_795_617_476_100)
+        );
+        assert!(parse_rfc3339_utc_ms("2024-02-29T00:00:00Z").is_some());
+        for bad in [
+            "2026-11-25T14:37:56+00:00",
+            "2026-11-25 14:37:56Z",
+            "2026-11-25t14:37:56z",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-25T24:00:00Z",
+            "2026-11-25T23:60:00Z",
+            "2026-11-25T23:59:60Z",
+            "2026-11-25T14:37:56.Z",
+            "2026-11-25T14:37:56.1234567890Z",
+            "2026-11-25T14:37:56",
+            "26-11-25T14:37:56Z",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339_utc_ms(bad), None, "{bad}");
+        }
+        assert!(parse_rfc3339_utc_ms("2000-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn timestamps_format_and_reparse() {
+        for ms in [
+            0,
+            1_795_617_476_123,
+            951_782_400_000,
+            -1,
+            253_402_300_799_999,
+        ] {
+            let mut out = Vec::new();
+            format_rfc3339_ms(ms, &mut out);
+            let s = String::from_utf8(out).expect("ascii");
+            assert_eq!(parse_rfc3339_utc_ms(&s), Some(ms), "{s}");
+        }
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for d in (-800_000..3_000_000).step_by(997) {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+
+    #[test]
+    fn codes_and_emails() {
+        assert!(is_country("DE") && !is_country("de") && !is_country("DEU"));
+        assert!(is_currency("EUR") && !is_currency("EU") && !is_currency("eur"));
+        assert!(is_email("a.b@example.co.uk"));
+        assert_eq!(email_domain("a.b@example.co.uk"), "example.co.uk");
+        for bad in [
+            "", "a@b", "a@b..com", "@b.com", "a@.com", "a@b.", "a b@c.de", "a@b@c.de", "abc",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+        assert!(has_char_len("é", 1) && !has_char_len("", 5) && !has_char_len("ééé", 2));
+    }
+}
