@@ -133,6 +133,14 @@ enum Parent {
 
 const ABSENT: usize = usize::MAX;
 
+/// Key comparison that settles most misses on length and first byte
+/// before calling `memcmp`.
+#[inline(always)]
+fn same_key(name: &str, key: &str) -> bool {
+    let (a, b) = (name.as_bytes(), key.as_bytes());
+    a.len() == b.len() && a.first() == b.first() && a == b
+}
+
 impl<'t, 'a, const N: usize> Fields<'t, 'a, N> {
     /// `nodes[0]` must be an object header. Later duplicates win, as in
     /// every mainstream JSON reader (and in the JSON Schema test oracle).
@@ -149,7 +157,7 @@ impl<'t, 'a, const N: usize> Fields<'t, 'a, N> {
                 break;
             };
             for (slot, name) in at.iter_mut().zip(keys.iter()) {
-                if name == key {
+                if same_key(name, key) {
                     *slot = idx + 1;
                     break;
                 }
