@@ -6,8 +6,9 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use pipeline_schemas::rules::{self, MAX_ID_CHARS, MAX_INT32, MAX_SAFE_INTEGER, MAX_SHORT_CHARS};
 use pipeline_schemas::{
-    CancelReason, Channel, Country, Currency, EventType, LoginMethod, PaymentFailureReason,
-    PaymentMethod,
+    CancelReason, Channel, Country, Currency, Event, EventData, EventType, LineItem, LoginMethod,
+    OrderCancelled, OrderCreated, OrderFulfilled, OrderPaymentFailed, OrderPaymentSucceeded,
+    PaymentFailureReason, PaymentMethod, UserLoggedIn, UserProfileUpdated, UserSignedUp,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -103,8 +104,19 @@ struct Cancelled {
     reason: String,
 }
 
+/// The typed payload, as serde produced it.
+enum Payload {
+    SignedUp(SignedUp),
+    LoggedIn(LoggedIn),
+    Profile(ProfileUpdated),
+    Created(Created),
+    Paid(Paid),
+    PayFailed(PayFailed),
+    Fulfilled(Fulfilled),
+    Cancelled(Cancelled),
+}
+
 /// A validated event in owned form, as the baseline produces it.
-#[derive(Debug)]
 pub struct BaselineEvent {
     /// The event type.
     pub event_type: EventType,
@@ -116,6 +128,97 @@ pub struct BaselineEvent {
     pub entity: String,
     /// Money amount where the type has one.
     pub amount_cents: u64,
+    source: String,
+    correlation_id: String,
+    payload: Payload,
+}
+
+impl std::fmt::Debug for BaselineEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BaselineEvent")
+            .field("event_id", &self.event_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BaselineEvent {
+    /// The event as the lake encoder takes it (borrowing the owned strings).
+    pub fn event(&self) -> Option<Event<'_>> {
+        let data = match &self.payload {
+            Payload::SignedUp(d) => EventData::UserSignedUp(UserSignedUp {
+                user_id: &d.user_id,
+                email: &d.email,
+                country: Country::new(&d.country)?,
+                channel: Channel::parse(&d.channel)?,
+                marketing_opt_in: d.marketing_opt_in,
+            }),
+            Payload::LoggedIn(d) => EventData::UserLoggedIn(UserLoggedIn {
+                user_id: &d.user_id,
+                method: LoginMethod::parse(&d.method)?,
+                country: Country::new(&d.country)?,
+            }),
+            Payload::Profile(d) => EventData::UserProfileUpdated(UserProfileUpdated {
+                user_id: &d.user_id,
+                changed_fields: d.changed_fields.iter().map(String::as_str).collect(),
+            }),
+            Payload::Created(d) => EventData::OrderCreated(OrderCreated {
+                order_id: &d.order_id,
+                user_id: &d.user_id,
+                country: Country::new(&d.country)?,
+                currency: Currency::new(&d.currency)?,
+                items: d
+                    .items
+                    .iter()
+                    .map(|i| LineItem {
+                        sku: &i.sku,
+                        quantity: i.quantity as u32,
+                        unit_price_cents: i.unit_price_cents,
+                    })
+                    .collect(),
+                total_cents: d.total_cents,
+            }),
+            Payload::Paid(d) => EventData::OrderPaymentSucceeded(OrderPaymentSucceeded {
+                order_id: &d.order_id,
+                user_id: &d.user_id,
+                country: Country::new(&d.country)?,
+                payment_id: &d.payment_id,
+                amount_cents: d.amount_cents,
+                currency: Currency::new(&d.currency)?,
+                method: PaymentMethod::parse(&d.method)?,
+            }),
+            Payload::PayFailed(d) => EventData::OrderPaymentFailed(OrderPaymentFailed {
+                order_id: &d.order_id,
+                user_id: &d.user_id,
+                country: Country::new(&d.country)?,
+                amount_cents: d.amount_cents,
+                currency: Currency::new(&d.currency)?,
+                method: PaymentMethod::parse(&d.method)?,
+                reason: PaymentFailureReason::parse(&d.reason)?,
+            }),
+            Payload::Fulfilled(d) => EventData::OrderFulfilled(OrderFulfilled {
+                order_id: &d.order_id,
+                user_id: &d.user_id,
+                country: Country::new(&d.country)?,
+                warehouse: &d.warehouse,
+                carrier: &d.carrier,
+                shipped_items: d.shipped_items as u32,
+            }),
+            Payload::Cancelled(d) => EventData::OrderCancelled(OrderCancelled {
+                order_id: &d.order_id,
+                user_id: &d.user_id,
+                country: Country::new(&d.country)?,
+                reason: CancelReason::parse(&d.reason)?,
+            }),
+        };
+        Some(Event {
+            event_id: &self.event_id,
+            schema_version: 1,
+            occurred_at_ms: self.occurred_at_ms,
+            source: &self.source,
+            correlation_id: &self.correlation_id,
+            data,
+        })
+    }
 }
 
 type Verdict = Result<BaselineEvent, &'static str>;
@@ -154,7 +257,7 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
     let occurred_at_ms = rules::parse_rfc3339_utc_ms(&env.occurred_at).ok_or("invalid_field")?;
     id(&env.source)?;
     check(rules::is_uuid(&env.correlation_id), "invalid_field")?;
-    let (entity, amount_cents) = match event_type {
+    let (entity, amount_cents, payload) = match event_type {
         EventType::UserSignedUp => {
             let d: SignedUp = data(env.data)?;
             id(&d.user_id)?;
@@ -162,14 +265,14 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
             country(&d.country)?;
             Channel::parse(&d.channel).ok_or("invalid_field")?;
             let _ = d.marketing_opt_in;
-            (d.user_id, 0)
+            (d.user_id.clone(), 0, Payload::SignedUp(d))
         }
         EventType::UserLoggedIn => {
             let d: LoggedIn = data(env.data)?;
             id(&d.user_id)?;
             LoginMethod::parse(&d.method).ok_or("invalid_field")?;
             country(&d.country)?;
-            (d.user_id, 0)
+            (d.user_id.clone(), 0, Payload::LoggedIn(d))
         }
         EventType::UserProfileUpdated => {
             let d: ProfileUpdated = data(env.data)?;
@@ -181,7 +284,7 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
             for f in &d.changed_fields {
                 check(rules::has_char_len(f, MAX_SHORT_CHARS), "invalid_field")?;
             }
-            (d.user_id, 0)
+            (d.user_id.clone(), 0, Payload::Profile(d))
         }
         EventType::OrderCreated => {
             let d: Created = data(env.data)?;
@@ -205,7 +308,7 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
             }
             let total = cents(d.total_cents)?;
             check(sum == u128::from(total), "total_mismatch")?;
-            (d.order_id, total)
+            (d.order_id.clone(), total, Payload::Created(d))
         }
         EventType::OrderPaymentSucceeded => {
             let d: Paid = data(env.data)?;
@@ -215,7 +318,7 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
             id(&d.payment_id)?;
             currency(&d.currency)?;
             PaymentMethod::parse(&d.method).ok_or("invalid_field")?;
-            (d.order_id, cents(d.amount_cents)?)
+            (d.order_id.clone(), cents(d.amount_cents)?, Payload::Paid(d))
         }
         EventType::OrderPaymentFailed => {
             let d: PayFailed = data(env.data)?;
@@ -225,7 +328,11 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
             currency(&d.currency)?;
             PaymentMethod::parse(&d.method).ok_or("invalid_field")?;
             PaymentFailureReason::parse(&d.reason).ok_or("invalid_field")?;
-            (d.order_id, cents(d.amount_cents)?)
+            (
+                d.order_id.clone(),
+                cents(d.amount_cents)?,
+                Payload::PayFailed(d),
+            )
         }
         EventType::OrderFulfilled => {
             let d: Fulfilled = data(env.data)?;
@@ -235,7 +342,7 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
             id(&d.warehouse)?;
             id(&d.carrier)?;
             check((1..=MAX_INT32).contains(&d.shipped_items), "invalid_field")?;
-            (d.order_id, 0)
+            (d.order_id.clone(), 0, Payload::Fulfilled(d))
         }
         EventType::OrderCancelled => {
             let d: Cancelled = data(env.data)?;
@@ -243,7 +350,7 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
             id(&d.user_id)?;
             country(&d.country)?;
             CancelReason::parse(&d.reason).ok_or("invalid_field")?;
-            (d.order_id, 0)
+            (d.order_id.clone(), 0, Payload::Cancelled(d))
         }
     };
     Ok(BaselineEvent {
@@ -252,6 +359,9 @@ pub fn parse_record(bytes: &[u8]) -> Verdict {
         event_id: env.event_id,
         entity,
         amount_cents,
+        source: env.source,
+        correlation_id: env.correlation_id,
+        payload,
     })
 }
 
@@ -269,6 +379,49 @@ pub fn decode_invocation(payload: &[u8]) -> Result<(usize, usize), serde_json::E
         }
     }
     Ok((valid, rejected))
+}
+
+/// Archives an invocation the ordinary way: `aws_lambda_events` +
+/// `serde_json` into owned typed structs, validated, then the same Arrow and
+/// Parquet encoder as ours. Returns (valid, rejected, Parquet files).
+pub fn archive_invocation(
+    payload: &[u8],
+    codec: pipeline_processors::Codec,
+) -> Result<(usize, usize, Vec<pipeline_processors::lake::LakeFile>), String> {
+    let event: KinesisEvent = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    let mut owned = Vec::with_capacity(event.records.len());
+    let mut rejected = 0;
+    for (i, record) in event.records.iter().enumerate() {
+        match parse_record(&record.kinesis.data.0) {
+            Ok(e) => owned.push((i, record, e)),
+            Err(_) => rejected += 1,
+        }
+    }
+    let mut valid = Vec::with_capacity(owned.len());
+    for (i, record, e) in &owned {
+        let event_id = record.event_id.as_deref().unwrap_or("");
+        let meta = pipeline_schemas::RecordMeta {
+            index: *i,
+            sequence_number: record.kinesis.sequence_number.as_str(),
+            partition_key: record.kinesis.partition_key.as_str(),
+            shard_id: event_id.split_once(':').map_or("", |(s, _)| s),
+            event_source_arn: record.event_source_arn.as_deref().unwrap_or(""),
+            arrival_ms: record
+                .kinesis
+                .approximate_arrival_timestamp
+                .0
+                .timestamp_millis(),
+            data_base64: "",
+        };
+        let event = e.event().ok_or("validated event did not convert")?;
+        valid.push(pipeline_processors::ValidRecord {
+            position: *i,
+            meta,
+            event,
+        });
+    }
+    let files = pipeline_processors::lake::encode(&valid, codec)?;
+    Ok((valid.len(), rejected, files))
 }
 
 #[cfg(test)]

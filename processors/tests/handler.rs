@@ -38,6 +38,18 @@ fn decoder() -> DecoderConfig {
     }
 }
 
+/// The archiver on a local lake and DLQ under `root`, with no faults.
+fn local_processor(
+    root: &std::path::Path,
+) -> BatchProcessor<LakeArchiver<LocalStore>, LocalDeadLetters> {
+    BatchProcessor::new(
+        LakeArchiver::new(LocalStore::new(root.join("lake")), config()),
+        LocalDeadLetters::new(root.join("dlq")),
+        decoder(),
+        quick_retry(),
+    )
+}
+
 fn lake_event_ids(root: &std::path::Path) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (table, batches) in read_lake(root) {
@@ -56,12 +68,7 @@ fn lake_event_ids(root: &std::path::Path) -> BTreeMap<String, Vec<String>> {
 async fn all_valid_records_land_in_the_lake_column_for_column() {
     let records = shard_records(2000, 11, 0.0);
     let root = temp_dir("all-valid");
-    let mut p = BatchProcessor::new(
-        LakeArchiver::new(LocalStore::new(root.join("lake")), config()),
-        LocalDeadLetters::new(root.join("dlq")),
-        decoder(),
-        quick_retry(),
-    );
+    let mut p = local_processor(&root);
     let out = p
         .process(&mut payload(&records), deadline())
         .await
@@ -324,12 +331,7 @@ async fn a_failed_upload_mid_batch_is_reported_and_a_replay_loses_and_doubles_no
     assert!(!out.stats.errors.is_empty());
 
     // Lambda retries from the reported record, now that S3 is back.
-    let mut replay = BatchProcessor::new(
-        LakeArchiver::new(LocalStore::new(root.join("lake")), config()),
-        LocalDeadLetters::new(root.join("dlq")),
-        decoder(),
-        quick_retry(),
-    );
+    let mut replay = local_processor(&root);
     let out = replay
         .process(&mut payload(&records[first_order..]), deadline())
         .await

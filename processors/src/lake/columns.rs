@@ -77,6 +77,18 @@ impl Common {
     }
 }
 
+/// The table-specific columns of one `user_events` row; `None` is null.
+#[derive(Default)]
+struct UserRow<'a> {
+    user_id: &'a str,
+    country: Option<&'a str>,
+    channel: Option<&'static str>,
+    login_method: Option<&'static str>,
+    marketing_opt_in: Option<bool>,
+    changed_fields: Option<&'a [&'a str]>,
+    email_domain: Option<&'a str>,
+}
+
 /// `user_events` rows for `rows` (user events only).
 pub fn user_events<'a>(
     rows: impl Iterator<Item = &'a ValidRecord<'a>> + Clone,
@@ -91,55 +103,131 @@ pub fn user_events<'a>(
     let mut changed = ListBuilder::new(StringBuilder::new());
     let mut domain = StringBuilder::with_capacity(n, n * 8);
     for r in rows {
-        common.push(r);
-        match &r.event.data {
-            EventData::UserSignedUp(d) => {
-                user_id.append_value(d.user_id);
-                country.append_value(d.country.as_str());
-                channel.append_value(d.channel.as_str());
-                login_method.append_null();
-                opt_in.append_value(d.marketing_opt_in);
-                changed.append_null();
-                domain.append_value(email_domain(d.email));
-            }
-            EventData::UserLoggedIn(d) => {
-                user_id.append_value(d.user_id);
-                country.append_value(d.country.as_str());
-                channel.append_null();
-                login_method.append_value(d.method.as_str());
-                opt_in.append_null();
-                changed.append_null();
-                domain.append_null();
-            }
-            EventData::UserProfileUpdated(d) => {
-                user_id.append_value(d.user_id);
-                country.append_null();
-                channel.append_null();
-                login_method.append_null();
-                opt_in.append_null();
-                for f in &d.changed_fields {
-                    changed.values().append_value(f);
-                }
-                changed.append(true);
-                domain.append_null();
-            }
+        let row = match &r.event.data {
+            EventData::UserSignedUp(d) => UserRow {
+                user_id: d.user_id,
+                country: Some(d.country.as_str()),
+                channel: Some(d.channel.as_str()),
+                marketing_opt_in: Some(d.marketing_opt_in),
+                email_domain: Some(email_domain(d.email)),
+                ..UserRow::default()
+            },
+            EventData::UserLoggedIn(d) => UserRow {
+                user_id: d.user_id,
+                country: Some(d.country.as_str()),
+                login_method: Some(d.method.as_str()),
+                ..UserRow::default()
+            },
+            EventData::UserProfileUpdated(d) => UserRow {
+                user_id: d.user_id,
+                changed_fields: Some(&d.changed_fields),
+                ..UserRow::default()
+            },
             _ => {
                 return Err(ArrowError::InvalidArgumentError(format!(
                     "{} is not a user event",
                     r.event.event_type()
                 )));
             }
+        };
+        common.push(r);
+        user_id.append_value(row.user_id);
+        country.append_option(row.country);
+        channel.append_option(row.channel);
+        login_method.append_option(row.login_method);
+        opt_in.append_option(row.marketing_opt_in);
+        match row.changed_fields {
+            Some(fields) => {
+                for f in fields {
+                    changed.values().append_value(f);
+                }
+                changed.append(true);
+            }
+            None => changed.append_null(),
         }
+        domain.append_option(row.email_domain);
     }
     let mut cols = common.finish();
-    cols.push(Arc::new(user_id.finish()));
-    cols.push(Arc::new(country.finish()));
-    cols.push(Arc::new(channel.finish()));
-    cols.push(Arc::new(login_method.finish()));
-    cols.push(Arc::new(opt_in.finish()));
-    cols.push(Arc::new(changed.finish()));
-    cols.push(Arc::new(domain.finish()));
+    let rest: [ArrayRef; 7] = [
+        Arc::new(user_id.finish()),
+        Arc::new(country.finish()),
+        Arc::new(channel.finish()),
+        Arc::new(login_method.finish()),
+        Arc::new(opt_in.finish()),
+        Arc::new(changed.finish()),
+        Arc::new(domain.finish()),
+    ];
+    cols.extend(rest);
     RecordBatch::try_new(Table::UserEvents.schema(), cols)
+}
+
+/// The table-specific columns of one `order_events` row; `None` is null.
+#[derive(Default)]
+struct OrderRow<'a> {
+    order_id: &'a str,
+    user_id: &'a str,
+    country: &'a str,
+    currency: Option<&'a str>,
+    amount_cents: Option<i64>,
+    item_count: Option<i32>,
+    payment_id: Option<&'a str>,
+    payment_method: Option<&'static str>,
+    failure_reason: Option<&'static str>,
+    warehouse: Option<&'a str>,
+    carrier: Option<&'a str>,
+    shipped_items: Option<i32>,
+    cancel_reason: Option<&'static str>,
+}
+
+fn order_row<'a>(data: &'a EventData<'a>) -> Option<OrderRow<'a>> {
+    Some(match data {
+        EventData::OrderCreated(d) => OrderRow {
+            order_id: d.order_id,
+            user_id: d.user_id,
+            country: d.country.as_str(),
+            currency: Some(d.currency.as_str()),
+            amount_cents: Some(d.total_cents as i64),
+            item_count: Some(d.items.len() as i32),
+            ..OrderRow::default()
+        },
+        EventData::OrderPaymentSucceeded(d) => OrderRow {
+            order_id: d.order_id,
+            user_id: d.user_id,
+            country: d.country.as_str(),
+            currency: Some(d.currency.as_str()),
+            amount_cents: Some(d.amount_cents as i64),
+            payment_id: Some(d.payment_id),
+            payment_method: Some(d.method.as_str()),
+            ..OrderRow::default()
+        },
+        EventData::OrderPaymentFailed(d) => OrderRow {
+            order_id: d.order_id,
+            user_id: d.user_id,
+            country: d.country.as_str(),
+            currency: Some(d.currency.as_str()),
+            amount_cents: Some(d.amount_cents as i64),
+            payment_method: Some(d.method.as_str()),
+            failure_reason: Some(d.reason.as_str()),
+            ..OrderRow::default()
+        },
+        EventData::OrderFulfilled(d) => OrderRow {
+            order_id: d.order_id,
+            user_id: d.user_id,
+            country: d.country.as_str(),
+            warehouse: Some(d.warehouse),
+            carrier: Some(d.carrier),
+            shipped_items: Some(d.shipped_items as i32),
+            ..OrderRow::default()
+        },
+        EventData::OrderCancelled(d) => OrderRow {
+            order_id: d.order_id,
+            user_id: d.user_id,
+            country: d.country.as_str(),
+            cancel_reason: Some(d.reason.as_str()),
+            ..OrderRow::default()
+        },
+        _ => return None,
+    })
 }
 
 /// `order_events` rows for `rows` (order events only).
@@ -162,91 +250,26 @@ pub fn order_events<'a>(
     let mut shipped = Int32Builder::with_capacity(n);
     let mut cancel = StringBuilder::with_capacity(n, n * 2);
     for r in rows {
+        let Some(row) = order_row(&r.event.data) else {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "{} is not an order event",
+                r.event.event_type()
+            )));
+        };
         common.push(r);
-        // (order, user, country, currency, amount, items, payment, method, failure, warehouse, carrier, shipped, cancel)
-        match &r.event.data {
-            EventData::OrderCreated(d) => {
-                order_id.append_value(d.order_id);
-                user_id.append_value(d.user_id);
-                country.append_value(d.country.as_str());
-                currency.append_value(d.currency.as_str());
-                amount.append_value(d.total_cents as i64);
-                item_count.append_value(d.items.len() as i32);
-                payment_id.append_null();
-                method.append_null();
-                failure.append_null();
-                warehouse.append_null();
-                carrier.append_null();
-                shipped.append_null();
-                cancel.append_null();
-            }
-            EventData::OrderPaymentSucceeded(d) => {
-                order_id.append_value(d.order_id);
-                user_id.append_value(d.user_id);
-                country.append_value(d.country.as_str());
-                currency.append_value(d.currency.as_str());
-                amount.append_value(d.amount_cents as i64);
-                item_count.append_null();
-                payment_id.append_value(d.payment_id);
-                method.append_value(d.method.as_str());
-                failure.append_null();
-                warehouse.append_null();
-                carrier.append_null();
-                shipped.append_null();
-                cancel.append_null();
-            }
-            EventData::OrderPaymentFailed(d) => {
-                order_id.append_value(d.order_id);
-                user_id.append_value(d.user_id);
-                country.append_value(d.country.as_str());
-                currency.append_value(d.currency.as_str());
-                amount.append_value(d.amount_cents as i64);
-                item_count.append_null();
-                payment_id.append_null();
-                method.append_value(d.method.as_str());
-                failure.append_value(d.reason.as_str());
-                warehouse.append_null();
-                carrier.append_null();
-                shipped.append_null();
-                cancel.append_null();
-            }
-            EventData::OrderFulfilled(d) => {
-                order_id.append_value(d.order_id);
-                user_id.append_value(d.user_id);
-                country.append_value(d.country.as_str());
-                currency.append_null();
-                amount.append_null();
-                item_count.append_null();
-                payment_id.append_null();
-                method.append_null();
-                failure.append_null();
-                warehouse.append_value(d.warehouse);
-                carrier.append_value(d.carrier);
-                shipped.append_value(d.shipped_items as i32);
-                cancel.append_null();
-            }
-            EventData::OrderCancelled(d) => {
-                order_id.append_value(d.order_id);
-                user_id.append_value(d.user_id);
-                country.append_value(d.country.as_str());
-                currency.append_null();
-                amount.append_null();
-                item_count.append_null();
-                payment_id.append_null();
-                method.append_null();
-                failure.append_null();
-                warehouse.append_null();
-                carrier.append_null();
-                shipped.append_null();
-                cancel.append_value(d.reason.as_str());
-            }
-            _ => {
-                return Err(ArrowError::InvalidArgumentError(format!(
-                    "{} is not an order event",
-                    r.event.event_type()
-                )));
-            }
-        }
+        order_id.append_value(row.order_id);
+        user_id.append_value(row.user_id);
+        country.append_value(row.country);
+        currency.append_option(row.currency);
+        amount.append_option(row.amount_cents);
+        item_count.append_option(row.item_count);
+        payment_id.append_option(row.payment_id);
+        method.append_option(row.payment_method);
+        failure.append_option(row.failure_reason);
+        warehouse.append_option(row.warehouse);
+        carrier.append_option(row.carrier);
+        shipped.append_option(row.shipped_items);
+        cancel.append_option(row.cancel_reason);
     }
     let mut cols = common.finish();
     let rest: [ArrayRef; 13] = [

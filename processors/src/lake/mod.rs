@@ -19,6 +19,7 @@ use futures_util::future::join_all;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use pipeline_schemas::EventData;
 use pipeline_schemas::lake::Table;
 use pipeline_schemas::rules::civil_from_days;
@@ -128,6 +129,17 @@ fn tables_of(data: &EventData<'_>) -> &'static [Table] {
     }
 }
 
+/// Columns whose values are (nearly) unique per row.
+const UNIQUE_COLUMNS: &[&str] = &[
+    "event_id",
+    "correlation_id",
+    "sequence_number",
+    "order_id",
+    "payment_id",
+    "arrived_at",
+    "occurred_at",
+];
+
 /// Encodes `records` into Parquet files, one per (table, partition, shard).
 /// Pure and deterministic: the same records always give the same keys and bytes.
 pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>, String> {
@@ -142,11 +154,16 @@ pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>
                 .push(i);
         }
     }
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(codec.compression())
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(concat!("kinesis-pipeline ", env!("CARGO_PKG_VERSION")).to_owned())
-        .build();
+        .set_created_by(concat!("kinesis-pipeline ", env!("CARGO_PKG_VERSION")).to_owned());
+    // Unique per row: a dictionary only costs a hash per value and then falls
+    // back to plain encoding. Low-cardinality columns keep theirs.
+    for column in UNIQUE_COLUMNS {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    let props = props.build();
     let mut files = Vec::with_capacity(groups.len());
     for ((table, partition, shard), idx) in groups {
         let rows = idx.iter().map(|&i| &records[i]);

@@ -1,0 +1,204 @@
+//! The archiver end to end, from the raw invocation payload (10,000 records of
+//! the generated mix, base64 and all) to the Lambda response and the encoded
+//! Parquet objects, against the ordinary path in the same run
+//! (`aws_lambda_events` + `serde_json` typed structs + the same encoder).
+//!
+//! Also prints, once: Parquet bytes per event, and the peak heap while
+//! handling a 6 MB invocation (a counting global allocator), for both paths.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use pipeline_generator::kinesis::{self, StreamInfo};
+use pipeline_generator::{TrafficConfig, generate};
+use pipeline_processors::{
+    BatchProcessor, Codec, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig,
+    ObjectStore, PutOptions, PutOutcome, RetryPolicy, StoreError,
+};
+use pipeline_schemas::DecoderConfig;
+
+/// Counts live heap bytes and their high-water mark.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: delegates to the system allocator; only adds atomic counters.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size > layout.size() {
+                let now = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
+                    - layout.size();
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// An object store that keeps nothing but the byte count (the upload itself
+/// is I/O, not what this benchmark measures).
+#[derive(Clone, Default)]
+struct NullStore(Arc<AtomicUsize>);
+
+impl ObjectStore for NullStore {
+    async fn put(&self, _: &str, body: Bytes, _: PutOptions) -> Result<PutOutcome, StoreError> {
+        self.0.fetch_add(body.len(), Ordering::Relaxed);
+        Ok(PutOutcome::Written)
+    }
+    async fn get(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(None)
+    }
+    async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn uri(&self, key: &str) -> String {
+        format!("null://{key}")
+    }
+}
+
+struct NullDlq;
+
+impl DeadLetterQueue for NullDlq {
+    async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), DlqError>> {
+        letters.iter().map(|_| Ok(())).collect()
+    }
+}
+
+fn payload(events: usize) -> Vec<u8> {
+    let records = generate(TrafficConfig {
+        events,
+        seed: 7,
+        ..TrafficConfig::default()
+    });
+    let shards = kinesis::route(&records, 1);
+    kinesis::invocation_payload(&shards[0], &StreamInfo::default())
+}
+
+type Processor = BatchProcessor<LakeArchiver<NullStore>, NullDlq>;
+
+fn processor(store: NullStore) -> Processor {
+    BatchProcessor::new(
+        LakeArchiver::new(
+            store,
+            LakeConfig {
+                codec: Codec::Zstd(1),
+                if_absent: true,
+                retry: RetryPolicy::default(),
+            },
+        ),
+        NullDlq,
+        DecoderConfig::default(),
+        RetryPolicy::default(),
+    )
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(60)
+}
+
+fn peak_of(f: impl FnOnce()) -> usize {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    f();
+    PEAK.load(Ordering::Relaxed) - base
+}
+
+fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
+    // ~6 MB: Lambda's synchronous payload limit
+    let mut events = 5600;
+    let mut big = payload(events);
+    while big.len() < 6 * 1000 * 1000 - 12_000 {
+        events += 50;
+        big = payload(events);
+    }
+    let store = NullStore::default();
+    let mut ours = processor(store.clone());
+    let mut buf = big.clone();
+    let ours_peak = peak_of(|| {
+        let out = rt
+            .block_on(ours.process(&mut buf, deadline()))
+            .expect("a Kinesis event");
+        assert!(out.response.batch_item_failures.is_empty());
+    });
+    let parquet = store.0.load(Ordering::Relaxed);
+    let base_peak = peak_of(|| {
+        let (valid, _, files) =
+            pipeline_benches::archive_invocation(&big, Codec::Zstd(1)).expect("archive");
+        assert_eq!(valid, events);
+        assert!(!files.is_empty());
+    });
+    eprintln!(
+        "archive: 6 MB invocation ({} bytes, {events} records): peak heap ours {:.1} MB (payload copy included), baseline {:.1} MB; Parquet {:.1} bytes/event ({} bytes)",
+        big.len(),
+        ours_peak as f64 / 1e6,
+        base_peak as f64 / 1e6,
+        parquet as f64 / events as f64,
+        parquet
+    );
+}
+
+fn archive(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    report_memory_and_size(&rt);
+    const EVENTS: usize = 10_000;
+    let payload = payload(EVENTS);
+    let mut group = c.benchmark_group("archive_invocation");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.sample_size(20);
+    let mut ours = processor(NullStore::default());
+    group.bench_function("simd_batch_core_to_parquet", |b| {
+        b.iter_batched_ref(
+            || payload.clone(),
+            |buf| {
+                let out = rt
+                    .block_on(ours.process(buf, deadline()))
+                    .expect("a Kinesis event");
+                assert_eq!(out.stats.valid, EVENTS);
+                out.stats.objects.0
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("aws_lambda_events_serde_json_to_parquet", |b| {
+        b.iter(|| {
+            let (valid, _, files) =
+                pipeline_benches::archive_invocation(&payload, Codec::Zstd(1)).expect("archive");
+            assert_eq!(valid, EVENTS);
+            files.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, archive);
+criterion_main!(benches);
