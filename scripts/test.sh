@@ -10,23 +10,52 @@ echo "== python tools: moto (AWS protocols), duckdb (independent Parquet reader)
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   'moto[dynamodb,s3]' flask flask-cors duckdb
 
+if ! command -v influxd > /dev/null; then
+  echo "== installing InfluxDB 1.6 (Debian's influxdb) for the line-protocol sink"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb > /dev/null
+fi
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() {
+  python3 - "$1" "$2" <<'PY'
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=1)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.2)
+sys.exit(f"{sys.argv[2]} did not start")
+PY
+}
+
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo "== starting moto_server on 127.0.0.1:$PORT"
 moto_server -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
 MOTO_PID=$!
-trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
-python3 - "$PORT" <<'PY'
-import sys, time, urllib.request
-url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/data.json"
-for _ in range(100):
-    try:
-        urllib.request.urlopen(url, timeout=1)
-        sys.exit(0)
-    except Exception:
-        time.sleep(0.2)
-sys.exit("moto_server did not start; see target/moto.log")
-PY
+INFLUX_DIR=$(mktemp -d)
+INFLUX_PORT=$(free_port)
+cat > "$INFLUX_DIR/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$(free_port)"
+[meta]
+  dir = "$INFLUX_DIR/meta"
+[data]
+  dir = "$INFLUX_DIR/data"
+  wal-dir = "$INFLUX_DIR/wal"
+[http]
+  bind-address = "127.0.0.1:$INFLUX_PORT"
+  log-enabled = false
+CONF
+echo "== starting influxd on 127.0.0.1:$INFLUX_PORT"
+influxd -config "$INFLUX_DIR/influxdb.conf" > target/influxd.log 2>&1 &
+INFLUX_PID=$!
+trap 'kill "$MOTO_PID" "$INFLUX_PID" 2>/dev/null || true; rm -rf "$INFLUX_DIR"' EXIT
+wait_http "http://127.0.0.1:$PORT/moto-api/data.json" "moto_server (see target/moto.log)"
+wait_http "http://127.0.0.1:$INFLUX_PORT/ping" "influxd (see target/influxd.log)"
 export PIPELINE_TEST_AWS_ENDPOINT="http://127.0.0.1:$PORT"
+export PIPELINE_TEST_INFLUX_URL="http://127.0.0.1:$INFLUX_PORT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
 echo "== cargo test (workspace, all targets; benches run once as smoke tests)"

@@ -76,6 +76,10 @@ pub fn route(records: &[GeneratedRecord], shards: u32) -> Vec<Vec<KinesisRecord>
     for r in records {
         let shard = shard_for(&r.partition_key, shards);
         let list = &mut out[shard as usize];
+        // Kinesis stamps arrival in order within a shard
+        let arrival_ms = list
+            .last()
+            .map_or(r.arrival_ms, |prev| prev.arrival_ms.max(r.arrival_ms));
         let data_base64 = match &r.body {
             Body::Json(bytes) => STANDARD.encode_to_string(bytes),
             Body::RawBase64(text) => text.clone(),
@@ -85,16 +89,43 @@ pub fn route(records: &[GeneratedRecord], shards: u32) -> Vec<Vec<KinesisRecord>
             sequence_number: sequence_number(shard, list.len() as u64 + 1),
             partition_key: r.partition_key.clone(),
             data_base64,
-            arrival_ms: r.arrival_ms,
+            arrival_ms,
             expected: r.expected,
         });
     }
     out
 }
 
+/// The tumbling-window fields Lambda adds to an invocation when the event
+/// source mapping sets `TumblingWindowInSeconds`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFields {
+    /// Window start, epoch milliseconds.
+    pub start_ms: i64,
+    /// Window end, epoch milliseconds.
+    pub end_ms: i64,
+    /// The shard.
+    pub shard_id: String,
+    /// The state returned by the previous invocation of this window.
+    pub state: Vec<(String, String)>,
+    /// The last invocation of the window.
+    pub is_final: bool,
+    /// The window was cut short.
+    pub terminated_early: bool,
+}
+
 /// The Lambda invocation payload for `records` (one shard's batch), exactly
 /// as Lambda sends it: `{"Records":[{"kinesis":{...},"eventSource":...}]}`.
 pub fn invocation_payload(records: &[KinesisRecord], stream: &StreamInfo) -> Vec<u8> {
+    invocation_payload_with(records, stream, None)
+}
+
+/// [`invocation_payload`] with the tumbling-window fields.
+pub fn invocation_payload_with(
+    records: &[KinesisRecord],
+    stream: &StreamInfo,
+    window: Option<&WindowFields>,
+) -> Vec<u8> {
     let size: usize = records.iter().map(|r| r.data_base64.len() + 520).sum();
     let mut out = Vec::with_capacity(size + 16);
     out.extend_from_slice(b"{\"Records\":[");
@@ -128,7 +159,39 @@ pub fn invocation_payload(records: &[KinesisRecord], stream: &StreamInfo) -> Vec
         write_json_string(&mut out, &stream.arn);
         out.push(b'}');
     }
-    out.extend_from_slice(b"]}");
+    out.push(b']');
+    if let Some(w) = window {
+        let ts = |key: &str, ms: i64, out: &mut Vec<u8>| {
+            out.extend_from_slice(format!(",\"{key}\":\"").as_bytes());
+            pipeline_schemas::rules::format_rfc3339_ms(ms, out);
+            out.push(b'"');
+        };
+        out.extend_from_slice(b",\"window\":{\"start\":\"");
+        pipeline_schemas::rules::format_rfc3339_ms(w.start_ms, &mut out);
+        out.push(b'"');
+        ts("end", w.end_ms, &mut out);
+        out.extend_from_slice(b"},\"state\":{");
+        for (i, (k, v)) in w.state.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_string(&mut out, k);
+            out.push(b':');
+            write_json_string(&mut out, v);
+        }
+        out.extend_from_slice(b"},\"shardId\":");
+        write_json_string(&mut out, &w.shard_id);
+        out.extend_from_slice(b",\"eventSourceARN\":");
+        write_json_string(&mut out, &stream.arn);
+        out.extend_from_slice(
+            format!(
+                ",\"isFinalInvokeForWindow\":{},\"isWindowTerminatedEarly\":{}",
+                w.is_final, w.terminated_early
+            )
+            .as_bytes(),
+        );
+    }
+    out.push(b'}');
     out
 }
 

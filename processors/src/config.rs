@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pipeline_schemas::DecoderConfig;
-use thiserror::Error;
 
 use crate::aws::{S3Store, SQS_MAX_MESSAGE_BYTES, SqsDeadLetterQueue, s3_client, sdk_config};
 use crate::dlq::{DeadLetter, DeadLetterQueue, DlqError, LocalDeadLetters};
@@ -14,15 +13,7 @@ use crate::lake::{Codec, LakeConfig};
 use crate::retry::RetryPolicy;
 use crate::store::{LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};
 
-/// A missing or malformed setting.
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("{var}: {problem}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub var: &'static str,
-    /// What is wrong, and what a good value looks like.
-    pub problem: String,
-}
+pub use crate::settings::ConfigError;
 
 /// Where something lives: S3 or a local folder.
 #[derive(Debug, Clone, PartialEq, Eq)]

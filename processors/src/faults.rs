@@ -59,8 +59,8 @@ impl Faults {
         self.injected.load(Ordering::Relaxed)
     }
 
-    /// `Some(permanent?)` when this call must fail.
-    fn decide(&self, key: &str) -> Option<bool> {
+    /// `Some(permanent?)` when this call (about `key`) must fail.
+    pub fn decide(&self, key: &str) -> Option<bool> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
         let fail = match &self.plan {
             FaultPlan::None => None,

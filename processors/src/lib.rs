@@ -23,6 +23,9 @@ pub mod faults;
 pub mod lake;
 pub mod metrics;
 pub mod retry;
+#[cfg(feature = "runtime")]
+pub mod runtime;
+pub mod settings;
 pub mod store;
 
 pub use batch::{

@@ -46,6 +46,12 @@ pub enum InvocationError {
     /// The payload has no `Records` array.
     #[error("invocation payload has no `Records` array; is this function triggered by Kinesis?")]
     NoRecords,
+    /// The tumbling-window fields are malformed.
+    #[error("invocation has a malformed `{field}`")]
+    BadWindow {
+        /// The field.
+        field: &'static str,
+    },
     /// A record lacks a field that every Kinesis event record has.
     #[error("Records[{index}] has no valid `{field}`")]
     BadRecord {
@@ -141,6 +147,16 @@ impl InvocationDecoder {
         &'p mut self,
         payload: &'p mut [u8],
     ) -> Result<Vec<DecodedRecord<'p>>, InvocationError> {
+        self.decode_invocation(payload).map(|i| i.records)
+    }
+
+    /// Like [`InvocationDecoder::decode`], and also reads the tumbling-window
+    /// fields Lambda adds when the event source mapping sets
+    /// `TumblingWindowInSeconds`.
+    pub fn decode_invocation<'p>(
+        &'p mut self,
+        payload: &'p mut [u8],
+    ) -> Result<DecodedInvocation<'p>, InvocationError> {
         let Self {
             config,
             outer_buffers,
@@ -150,12 +166,12 @@ impl InvocationDecoder {
             spans,
         } = self;
         let mut tape: Tape<'p> = outer_tape.take().unwrap_or_else(Tape::null).reset();
-        let metas = match simd_json::fill_tape(payload, outer_buffers, &mut tape) {
-            Ok(()) => read_records(&tape.0),
+        let parsed = match simd_json::fill_tape(payload, outer_buffers, &mut tape) {
+            Ok(()) => read_records(&tape.0).and_then(|m| Ok((m, read_window(&tape.0)?))),
             Err(e) => Err(InvocationError::NotJson(e.to_string())),
         };
         *outer_tape = Some(tape.reset());
-        let metas = metas?;
+        let (metas, window) = parsed?;
 
         // Pass 1: sizes, base64 validity, size limit.
         spans.clear();
@@ -198,8 +214,89 @@ impl InvocationDecoder {
             };
             out.push(DecodedRecord { meta, outcome });
         }
-        Ok(out)
+        Ok(DecodedInvocation {
+            records: out,
+            window,
+        })
     }
+}
+
+/// A decoded invocation: its records and, for tumbling-window event source
+/// mappings, the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedInvocation<'p> {
+    /// One entry per record, in order.
+    pub records: Vec<DecodedRecord<'p>>,
+    /// Present when the event source mapping uses tumbling windows.
+    pub window: Option<TumblingWindow<'p>>,
+}
+
+/// The tumbling-window fields of a Kinesis invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TumblingWindow<'p> {
+    /// Window start (arrival time), epoch milliseconds.
+    pub start_ms: i64,
+    /// Window end, epoch milliseconds.
+    pub end_ms: i64,
+    /// The shard.
+    pub shard_id: &'p str,
+    /// The state returned by the previous invocation of this window:
+    /// string keys and values (Lambda's state is a map; values we write are strings).
+    pub state: Vec<(&'p str, &'p str)>,
+    /// The last invocation of the window: time to emit.
+    pub is_final: bool,
+    /// The window closed early (the 1 MB state limit, or a shard change).
+    pub terminated_early: bool,
+}
+
+fn read_window<'p>(nodes: &[Node<'p>]) -> Result<Option<TumblingWindow<'p>>, InvocationError> {
+    let bad = |field| InvocationError::BadWindow { field };
+    let mut window = None;
+    let mut w = TumblingWindow {
+        start_ms: 0,
+        end_ms: 0,
+        shard_id: "",
+        state: Vec::new(),
+        is_final: false,
+        terminated_early: false,
+    };
+    for (key, value) in entries(nodes) {
+        match (key, value.first()) {
+            ("window", Some(Node::Object { .. })) => {
+                let mut start = None;
+                let mut end = None;
+                for (k, v) in entries(value) {
+                    let ms = match v.first() {
+                        Some(Node::String(s)) => crate::rules::parse_rfc3339_utc_ms(s),
+                        _ => None,
+                    };
+                    match k {
+                        "start" => start = Some(ms.ok_or(bad("window.start"))?),
+                        "end" => end = Some(ms.ok_or(bad("window.end"))?),
+                        _ => {}
+                    }
+                }
+                w.start_ms = start.ok_or(bad("window.start"))?;
+                w.end_ms = end.ok_or(bad("window.end"))?;
+                window = Some(());
+            }
+            ("state", Some(Node::Object { .. })) => {
+                for (k, v) in entries(value) {
+                    match v.first() {
+                        Some(Node::String(s)) => w.state.push((k, s)),
+                        _ => return Err(bad("state")),
+                    }
+                }
+            }
+            ("shardId", Some(Node::String(s))) => w.shard_id = s,
+            ("isFinalInvokeForWindow", Some(Node::Static(StaticNode::Bool(b)))) => w.is_final = *b,
+            ("isWindowTerminatedEarly", Some(Node::Static(StaticNode::Bool(b)))) => {
+                w.terminated_early = *b
+            }
+            _ => {}
+        }
+    }
+    Ok(window.map(|()| w))
 }
 
 fn decode_one<'p>(

@@ -3,70 +3,19 @@
 //! `pipeline_processors`; configured by environment variables (see
 //! `docs/archiver.md`).
 
-use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aws_lambda_events::streams::KinesisEventResponse;
-use bytes::Bytes;
-use lambda_runtime::tower::{Layer, Service};
-use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, layers::TracingLayer, service_fn};
+use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 use pipeline_processors::config::{AnyDlq, AnyStore, ProcessorConfig};
 use pipeline_processors::metrics::emf_line;
+use pipeline_processors::runtime::{RawPayload, RawPayloadLayer, init_json_logs, now_ms};
 use pipeline_processors::{BatchProcessor, LakeArchiver};
 use serde_json::Value;
 
 type Processor = BatchProcessor<LakeArchiver<AnyStore>, AnyDlq>;
-
-/// Hands the invocation's raw bytes to the handler untouched.
-///
-/// `lambda_runtime` deserialises every payload with serde_json before the
-/// handler runs; for a 6 MB Kinesis batch that is a whole extra parse. This
-/// layer takes the body off the invocation (replacing it with `null`, which
-/// the runtime deserialises for free) so the handler can run the SIMD decoder
-/// on the original bytes.
-#[derive(Clone, Default)]
-struct RawPayload(Arc<Mutex<Option<Bytes>>>);
-
-impl RawPayload {
-    fn take(&self) -> Option<Bytes> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-struct RawPayloadLayer(RawPayload);
-
-impl<S> Layer<S> for RawPayloadLayer {
-    type Service = RawPayloadService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        RawPayloadService {
-            inner,
-            slot: self.0.clone(),
-        }
-    }
-}
-
-struct RawPayloadService<S> {
-    inner: S,
-    slot: RawPayload,
-}
-
-impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for RawPayloadService<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut invocation: LambdaInvocation) -> Self::Future {
-        let body = std::mem::replace(&mut invocation.body, Bytes::from_static(b"null"));
-        *self.slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
-        self.inner.call(invocation)
-    }
-}
 
 struct State {
     processor: tokio::sync::Mutex<Processor>,
@@ -74,13 +23,6 @@ struct State {
     margin: Duration,
     namespace: String,
     function: String,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 async fn handle(
@@ -125,17 +67,7 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .without_time()
-        .init();
+    init_json_logs();
     let config = ProcessorConfig::from_env().context("event-processor is misconfigured")?;
     let (lake, dlq) = config.adapters().await;
     let processor = BatchProcessor::new(
@@ -158,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         async move { handle(&state, event).await }
     });
     Runtime::new(handler)
-        .layer(RawPayloadLayer(raw))
+        .layer(RawPayloadLayer::new(raw))
         .layer(TracingLayer::new())
         .run()
         .await

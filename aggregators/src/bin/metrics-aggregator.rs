@@ -1,0 +1,116 @@
+//! The `metrics-aggregator` Lambda: per-minute business metrics, exactly once
+//! per Kinesis tumbling window, into Timestream, InfluxDB or local files. A
+//! thin shell over `pipeline_aggregators`; configured by environment variables
+//! (see `docs/metrics.md`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
+use pipeline_aggregators::WindowAggregator;
+use pipeline_aggregators::config::{AggregatorConfig, AnySink};
+use pipeline_processors::runtime::{RawPayload, RawPayloadLayer, init_json_logs, now_ms};
+use pipeline_schemas::DecoderConfig;
+use serde_json::{Value, json};
+
+struct State {
+    aggregator: tokio::sync::Mutex<WindowAggregator<AnySink>>,
+    raw: RawPayload,
+    margin: Duration,
+    namespace: String,
+    function: String,
+}
+
+async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
+    let body = state
+        .raw
+        .take()
+        .ok_or("the invocation payload was not captured")?;
+    let mut payload: Vec<u8> = body.into();
+    let remaining = Duration::from_millis((event.context.deadline as i64 - now_ms()).max(0) as u64);
+    let deadline = Instant::now() + remaining.saturating_sub(state.margin);
+    let outcome = state
+        .aggregator
+        .lock()
+        .await
+        .process(&mut payload, deadline)
+        .await?;
+    let s = &outcome.stats;
+    if let Some(error) = &s.error {
+        tracing::warn!(error = %error, "final metrics write failed; the window's last batch will be retried");
+    }
+    let (written, requests, dropped) = s
+        .sink
+        .as_ref()
+        .map_or((0, 0, 0), |r| (r.written, r.requests, r.dropped));
+    tracing::info!(
+        records_in = s.records_in,
+        counted = s.counted,
+        duplicates = s.duplicates,
+        poison = s.poison,
+        state_bytes = s.state_bytes,
+        written,
+        requests,
+        dropped,
+        "invocation handled"
+    );
+    println!(
+        "{}",
+        json!({
+            "_aws": {"Timestamp": now_ms(), "CloudWatchMetrics": [{
+                "Namespace": state.namespace,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [
+                    {"Name": "EventsCounted", "Unit": "Count"},
+                    {"Name": "DuplicatesSkipped", "Unit": "Count"},
+                    {"Name": "MetricRecordsWritten", "Unit": "Count"},
+                    {"Name": "MetricWriteRequests", "Unit": "Count"},
+                    {"Name": "MetricRecordsRejected", "Unit": "Count"},
+                    {"Name": "WindowStateBytes", "Unit": "Bytes"},
+                    {"Name": "MetricWriteFailed", "Unit": "Count"}
+                ]
+            }]},
+            "FunctionName": state.function,
+            "EventsCounted": s.counted,
+            "DuplicatesSkipped": s.duplicates,
+            "MetricRecordsWritten": written,
+            "MetricWriteRequests": requests,
+            "MetricRecordsRejected": dropped,
+            "WindowStateBytes": s.state_bytes,
+            "MetricWriteFailed": u8::from(s.error.is_some()),
+        })
+    );
+    Ok(outcome.response)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_json_logs();
+    let config = AggregatorConfig::from_env().context("metrics-aggregator is misconfigured")?;
+    let sink = config.sink().await.context("building the metrics sink")?;
+    let state = Arc::new(State {
+        aggregator: tokio::sync::Mutex::new(WindowAggregator::new(
+            sink,
+            DecoderConfig {
+                max_record_bytes: config.max_record_bytes,
+            },
+        )),
+        raw: RawPayload::default(),
+        margin: config.deadline_margin,
+        namespace: config.namespace.clone(),
+        function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .unwrap_or_else(|_| "metrics-aggregator".into()),
+    });
+    let raw = state.raw.clone();
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
+        let state = state.clone();
+        async move { handle(&state, event).await }
+    });
+    Runtime::new(handler)
+        .layer(RawPayloadLayer::new(raw))
+        .layer(TracingLayer::new())
+        .run()
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
