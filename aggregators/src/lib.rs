@@ -8,6 +8,8 @@
 
 #[cfg(all(feature = "aws", feature = "influx"))]
 pub mod config;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 #[cfg(feature = "influx")]
 pub mod influx;
 pub mod measures;

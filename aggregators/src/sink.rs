@@ -138,25 +138,12 @@ impl LocalMetrics {
     /// Every record written so far.
     pub fn read_all(&self) -> std::io::Result<Vec<MetricRecord>> {
         let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let path = entry?.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "jsonl") {
-                    for line in std::fs::read_to_string(&path)?.lines() {
-                        let v: Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
-                        out.push(MetricRecord::from_json(&v).ok_or_else(|| {
-                            std::io::Error::other(format!("bad record in {}", path.display()))
-                        })?);
-                    }
-                }
+        for path in pipeline_processors::dlq::files_with_extension(&self.root, "jsonl")? {
+            for line in std::fs::read_to_string(&path)?.lines() {
+                let v: Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
+                out.push(MetricRecord::from_json(&v).ok_or_else(|| {
+                    std::io::Error::other(format!("bad record in {}", path.display()))
+                })?);
             }
         }
         Ok(out)

@@ -6,11 +6,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use pipeline_aggregators::emulator::{WindowMapping, run_shard};
 use pipeline_aggregators::measures::add_event;
 use pipeline_aggregators::sink::FaultySink;
 use pipeline_aggregators::window::totals;
-use pipeline_aggregators::{Aggregates, LocalMetrics, MetricsSink, WindowAggregator};
-use pipeline_generator::kinesis::{self, KinesisRecord, StreamInfo, WindowFields};
+use pipeline_aggregators::{Aggregates, LocalMetrics, WindowAggregator};
+use pipeline_generator::kinesis::{self, KinesisRecord, StreamInfo};
 use pipeline_generator::rng::Rng;
 use pipeline_generator::{PoisonMix, TrafficConfig, generate};
 use pipeline_processors::faults::FaultPlan;
@@ -49,95 +50,6 @@ fn brute_force(shards: &[Vec<KinesisRecord>]) -> Aggregates {
         }
     }
     agg
-}
-
-/// Lambda's event source mapping with `TumblingWindowInSeconds`, for one
-/// shard: windows by arrival time, batches of random size, state carried,
-/// a failed batch retried from its first record with the state before it.
-async fn run_shard<S: MetricsSink>(
-    agg: &mut WindowAggregator<S>,
-    shard: &[KinesisRecord],
-    window_ms: i64,
-    rng: &mut Rng,
-) -> usize {
-    let stream = StreamInfo::default();
-    let mut retries = 0;
-    let mut start = 0;
-    while start < shard.len() {
-        let w = shard[start].arrival_ms.div_euclid(window_ms);
-        let end = shard[start..]
-            .iter()
-            .position(|r| r.arrival_ms.div_euclid(window_ms) != w)
-            .map_or(shard.len(), |p| start + p);
-        let window = &shard[start..end];
-        let mut state: Vec<(String, String)> = Vec::new();
-        let mut pos = 0;
-        // sometimes Lambda closes the window with an empty final invocation
-        let empty_final = rng.chance(0.3);
-        loop {
-            let size = rng.range(1, 400) as usize;
-            let batch_end = (pos + size).min(window.len());
-            let batch = &window[pos..batch_end];
-            let is_final = if empty_final {
-                batch.is_empty()
-            } else {
-                batch_end == window.len()
-            };
-            let fields = WindowFields {
-                start_ms: w * window_ms,
-                end_ms: (w + 1) * window_ms,
-                shard_id: kinesis::shard_id(window[0].shard),
-                state: state.clone(),
-                is_final,
-                terminated_early: false,
-            };
-            let mut payload = kinesis::invocation_payload_with(batch, &stream, Some(&fields));
-            let deadline = Instant::now() + Duration::from_secs(30);
-            match agg.process(&mut payload, deadline).await {
-                Ok(out) => {
-                    let failures = out.response["batchItemFailures"]
-                        .as_array()
-                        .map_or(0, Vec::len);
-                    if failures > 0 {
-                        assert_eq!(
-                            out.response["batchItemFailures"][0]["itemIdentifier"].as_str(),
-                            batch.first().map(|r| r.sequence_number.as_str())
-                        );
-                        retries += 1;
-                        // the state Lambda keeps is the one returned: the state before this batch
-                        state = state_of(&out.response);
-                        assert!(retries < 200, "retrying forever");
-                        continue;
-                    }
-                    state = state_of(&out.response);
-                    pos = batch_end;
-                    if is_final {
-                        assert!(state.is_empty(), "a closed window carries no state");
-                        break;
-                    }
-                }
-                Err(e) => {
-                    // function error (empty final invocation): retried as is
-                    assert!(batch.is_empty(), "{e}");
-                    retries += 1;
-                    assert!(retries < 200, "retrying forever");
-                }
-            }
-        }
-        start = end;
-    }
-    retries
-}
-
-fn state_of(response: &serde_json::Value) -> Vec<(String, String)> {
-    response["state"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn traffic(seed: u64, events: usize, shards: u32, duplicates: f64) -> Vec<Vec<KinesisRecord>> {
@@ -190,7 +102,17 @@ async fn check(seed: u64, fault_rate: f64) {
     let mut rng = Rng::new(seed);
     let mut retries = 0;
     for shard in &shards {
-        retries += run_shard(&mut agg, shard, 5_000, &mut rng).await;
+        let mapping = WindowMapping {
+            window_ms: 5_000,
+            batch_size: 400,
+            max_retries: 200,
+            empty_final: rng.chance(0.3),
+        };
+        let mut sizes = Rng::new(seed ^ 7);
+        let stats = run_shard(&mut agg, shard, mapping, || sizes.range(1, 400) as usize)
+            .await
+            .expect("windows close");
+        retries += stats.retries;
     }
     let written = agg.sink().inner().read_all().expect("metrics");
     let got = totals(&written);
@@ -247,4 +169,57 @@ async fn an_invocation_without_a_window_is_refused() {
         .await
         .expect_err("no window");
     assert!(err.to_string().contains("TumblingWindowInSeconds"));
+}
+
+/// The dashboards name only measures the aggregator writes, and always sum.
+#[test]
+fn dashboards_use_the_measure_names_we_write() {
+    let known: Vec<&str> = pipeline_aggregators::Measures::default()
+        .named()
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/timestream");
+    let grafana: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{dir}/grafana-dashboard.json")).expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let mut queries: Vec<String> = grafana["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .map(|p| {
+            p["targets"][0]["rawQuery"]
+                .as_str()
+                .expect("query")
+                .to_owned()
+        })
+        .collect();
+    let sql = std::fs::read_to_string(format!("{dir}/dashboard_queries.sql")).expect("queries");
+    queries.extend(
+        sql.split(';')
+            .filter(|q| q.contains("SELECT"))
+            .map(str::to_owned),
+    );
+    assert!(queries.len() >= 8);
+    for q in &queries {
+        let mut used = 0;
+        for word in q.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let measure_like = word.ends_with("_cents")
+                || ["orders_", "payments_", "items_", "signups", "logins"]
+                    .iter()
+                    .any(|p| word.starts_with(p));
+            if measure_like {
+                assert!(
+                    known.contains(&word),
+                    "{word} is not a measure we write: {q}"
+                );
+                used += 1;
+            }
+        }
+        assert!(
+            used > 0 && q.contains("SUM("),
+            "every query sums measures: {q}"
+        );
+    }
 }

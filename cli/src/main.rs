@@ -1,6 +1,7 @@
 //! `pipeline`: the main job and its tools.
 
 mod generate;
+mod lake_totals;
 mod run;
 
 use clap::{Args, Parser, Subcommand};

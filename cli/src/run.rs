@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use pipeline_aggregators::emulator::{WindowMapping, run_shard};
+use pipeline_aggregators::sink::FaultySink;
+use pipeline_aggregators::{LocalMetrics, Measures, WindowAggregator};
 use pipeline_generator::kinesis::{self, KinesisRecord, StreamInfo};
 use pipeline_generator::{Expected, expected_counts, generate};
 use pipeline_processors::faults::{FaultPlan, FaultyDlq, FaultyStore};
@@ -21,6 +24,7 @@ use pipeline_schemas::{DecoderConfig, EventData, RecordParser};
 use serde_json::json;
 
 use crate::TrafficArgs;
+use crate::lake_totals::measures_from_lake;
 
 /// Options of `pipeline run`.
 #[derive(Debug, Args)]
@@ -185,8 +189,40 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     let processing = processing.elapsed();
-    let faults =
-        processor.handler().store().faults().injected() + processor.dlq().faults().injected();
+
+    // The metrics aggregator: a second consumer of the same shards, with its
+    // own (tumbling-window) event source mapping and checkpoints.
+    let metrics_started = Instant::now();
+    let metrics_dir = args.out.join("metrics");
+    if metrics_dir.exists() {
+        std::fs::remove_dir_all(&metrics_dir)
+            .with_context(|| format!("clearing {}", metrics_dir.display()))?;
+    }
+    let mut aggregator = WindowAggregator::new(
+        FaultySink::new(LocalMetrics::new(&metrics_dir), plan(3)),
+        DecoderConfig {
+            max_record_bytes: args.traffic.max_record_bytes,
+        },
+    );
+    let mut windows = 0;
+    for shard in &shards {
+        let mapping = WindowMapping {
+            window_ms: 60_000,
+            batch_size: args.traffic.batch_size,
+            max_retries: args.max_retry_attempts,
+            empty_final: false,
+        };
+        let stats = run_shard(&mut aggregator, shard, mapping, || args.traffic.batch_size)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        windows += stats.windows;
+        totals.invocations += stats.invocations;
+        totals.esm_retries += stats.retries;
+    }
+    let metrics_time = metrics_started.elapsed();
+    let faults = processor.handler().store().faults().injected()
+        + processor.dlq().faults().injected()
+        + aggregator.sink().injected();
 
     // Reconcile: every record is a lake row or a dead letter, exactly once
     // after de-duplication by event_id.
@@ -232,6 +268,29 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
     if items != expected_items {
         problems.push("order_items".into());
     }
+    let written = aggregator.sink().inner().read_all()?;
+    let mut metric_totals = Measures::default();
+    for r in &written {
+        metric_totals.add(&r.measures);
+    }
+    let from_lake = measures_from_lake(processor.handler().store().inner()).await?;
+    println!();
+    println!(
+        "{:<34} {:>12} {:>12}",
+        "metric (all minutes)", "metrics", "from lake"
+    );
+    for ((name, got), (_, want)) in metric_totals.named().iter().zip(from_lake.named()) {
+        let mark = if *got == want { "" } else { "  <-- mismatch" };
+        if *got != want {
+            problems.push(format!("metric {name}"));
+        }
+        println!("{name:<34} {got:>12} {want:>12}{mark}");
+    }
+    println!(
+        "{} metric records from {windows} tumbling windows, in {:.2} s",
+        written.len(),
+        metrics_time.as_secs_f64()
+    );
     let produced = records.len();
     let landed: usize = lake_by_type.values().sum::<usize>() + dead.values().sum::<usize>();
     println!();
@@ -264,6 +323,7 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
             "files": c.files, "rows": c.rows, "unique_rows": c.unique_rows, "by_event_type": c.by_event_type,
         }))).collect::<serde_json::Map<_, _>>(),
         "dead_letters": dead,
+        "metric_totals": metric_totals.named().iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
         "invocations": totals.invocations,
         "faults_injected": faults,
         "reconciled": problems.is_empty() && landed == produced,
@@ -278,7 +338,7 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         "does not reconcile: {problems:?}; {produced} produced, {landed} in lake + DLQ"
     );
     println!(
-        "reconciled: {produced} records produced = lake rows + dead letters; lake at {}",
+        "reconciled: {produced} records produced = lake rows + dead letters, and metric totals = totals from the lake; lake at {}",
         lake_dir.display()
     );
     Ok(())

@@ -121,26 +121,38 @@ impl LocalDeadLetters {
 
     /// Reads every letter back (for reports and tests).
     pub fn read_all(&self) -> std::io::Result<Vec<Value>> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let path = entry?.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "json") {
-                    let text = std::fs::read(&path)?;
-                    out.push(serde_json::from_slice(&text).map_err(std::io::Error::other)?);
-                }
+        files_with_extension(&self.root, "json")?
+            .into_iter()
+            .map(|path| {
+                let text = std::fs::read(&path)?;
+                serde_json::from_slice(&text).map_err(std::io::Error::other)
+            })
+            .collect()
+    }
+}
+
+/// Every file under `root` (recursively) whose extension is `ext`, sorted;
+/// none if `root` does not exist.
+pub fn files_with_extension(root: &std::path::Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
             }
         }
-        Ok(out)
     }
+    out.sort();
+    Ok(out)
 }
 
 impl DeadLetterQueue for LocalDeadLetters {
