@@ -11,6 +11,9 @@ use thiserror::Error;
 
 use crate::measures::{Dims, Measures};
 
+/// Timestream's `WriteRecords` accepts at most 100 records per call.
+pub const MAX_RECORDS_PER_CALL: usize = 100;
+
 /// One multi-measure record: a series, a minute, one shard's contribution in
 /// one tumbling window. Summing over `shard_id` and `window` gives the totals.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,8 +22,7 @@ use pipeline_processors::retry::RetryPolicy;
 
 use crate::sink::{MetricRecord, MetricsSink, SinkError, SinkReport};
 
-/// `WriteRecords` accepts at most 100 records per call.
-pub const MAX_RECORDS_PER_CALL: usize = 100;
+pub use crate::sink::MAX_RECORDS_PER_CALL;
 /// The multi-measure record name dashboards query.
 pub const MEASURE_NAME: &str = "business_metrics";
 
