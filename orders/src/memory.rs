@@ -47,7 +47,10 @@ impl Store for MemoryStore {
             Write::NewOrder(o) if t.orders.contains_key(&o.order_id) => {
                 return Err(StoreError::Conflict(format!("order {} exists", o.order_id)));
             }
-            Write::UpdateOrder { order, expected_version } => {
+            Write::UpdateOrder {
+                order,
+                expected_version,
+            } => {
                 let current = t.orders.get(&order.order_id).map(|o| o.version);
                 if current != Some(*expected_version) {
                     return Err(StoreError::Conflict(format!(
@@ -103,10 +106,10 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn mark_sent(&self, event_ids: &[String]) -> Result<(), StoreError> {
+    async fn mark_sent(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
         let mut t = self.lock();
-        for id in event_ids {
-            t.sent.insert(id.clone());
+        for e in entries {
+            t.sent.insert(e.event_id.clone());
         }
         Ok(())
     }
@@ -122,7 +125,10 @@ pub struct MemoryStream {
 impl MemoryStream {
     /// Everything put so far, in order.
     pub fn records(&self) -> Vec<(String, Vec<u8>)> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Takes everything put so far.

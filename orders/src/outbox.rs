@@ -46,9 +46,12 @@ pub async fn publish<S: Store, E: EventStream>(
         match stream.put(&records).await {
             Ok(results) => {
                 let mut still = Vec::new();
-                for (entry, ok) in pending.into_iter().zip(results.into_iter().chain(std::iter::repeat(false))) {
+                for (entry, ok) in pending
+                    .into_iter()
+                    .zip(results.into_iter().chain(std::iter::repeat(false)))
+                {
                     if ok {
-                        sent.push(entry.event_id.clone());
+                        sent.push(entry.clone());
                     } else {
                         still.push(entry);
                     }

@@ -92,21 +92,36 @@ pub trait Store: Send + Sync {
     /// Commits atomically, with the conditions of [`Write`].
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// An order.
-    fn order(&self, order_id: &str) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
+    fn order(
+        &self,
+        order_id: &str,
+    ) -> impl Future<Output = Result<Option<Order>, StoreError>> + Send;
     /// A user.
     fn user(&self, user_id: &str) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
     /// A stored response.
-    fn idempotency(&self, key: &str) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
+    fn idempotency(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
     /// Outbox entries not yet published, oldest first.
-    fn pending(&self, limit: usize) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
-    /// Marks entries published.
-    fn mark_sent(&self, event_ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn pending(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
+    /// Marks entries published (removes them from the outbox).
+    fn mark_sent(
+        &self,
+        entries: &[OutboxEntry],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The event stream (Kinesis `PutRecords` semantics: per-record results).
 pub trait EventStream: Send + Sync {
     /// Puts records `(partition key, data)`; one result per record, in order.
-    fn put(&self, records: &[(String, Vec<u8>)]) -> impl Future<Output = Result<Vec<bool>, String>> + Send;
+    fn put(
+        &self,
+        records: &[(String, Vec<u8>)],
+    ) -> impl Future<Output = Result<Vec<bool>, String>> + Send;
 }
 
 /// A payment request. The idempotency key makes a retried or concurrent

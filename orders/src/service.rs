@@ -5,9 +5,9 @@
 use md5::{Digest, Md5};
 use pipeline_schemas::rules::{self, MAX_ID_CHARS, MAX_INT32, MAX_SAFE_INTEGER, MAX_SHORT_CHARS};
 use pipeline_schemas::{
-    CancelReason, Channel, Country, Currency, Event, EventData, LineItem, LoginMethod, OrderCancelled, OrderCreated,
-    OrderFulfilled, OrderPaymentFailed, OrderPaymentSucceeded, PaymentFailureReason, PaymentMethod, RecordParser,
-    UserLoggedIn, UserSignedUp,
+    CancelReason, Channel, Country, Currency, Event, EventData, LineItem, LoginMethod,
+    OrderCancelled, OrderCreated, OrderFulfilled, OrderPaymentFailed, OrderPaymentSucceeded,
+    PaymentFailureReason, PaymentMethod, RecordParser, UserLoggedIn, UserSignedUp,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -17,8 +17,8 @@ use crate::ids::Ids;
 use crate::model::{HistoryEntry, Item, Order, OrderStatus, User};
 use crate::outbox::publish;
 use crate::ports::{
-    Charge, ChargeOutcome, Commit, EventStream, IdempotencyRecord, OutboxEntry, PaymentProvider, Store, StoreError,
-    Write,
+    Charge, ChargeOutcome, Commit, EventStream, IdempotencyRecord, OutboxEntry, PaymentProvider,
+    Store, StoreError, Write,
 };
 
 /// A request, as the HTTP layer hands it over.
@@ -72,7 +72,12 @@ fn store_error(e: StoreError) -> ApiResponse {
     match e {
         StoreError::Transient(m) => problem(503, "unavailable", "Try again shortly", m),
         StoreError::Conflict(m) => problem(409, "conflict", "The resource changed", m),
-        StoreError::KeyTaken => problem(409, "conflict", "A request with this Idempotency-Key is in progress", ""),
+        StoreError::KeyTaken => problem(
+            409,
+            "conflict",
+            "A request with this Idempotency-Key is in progress",
+            "",
+        ),
         StoreError::Permanent(m) => problem(500, "internal", "Internal error", m),
     }
 }
@@ -130,7 +135,14 @@ struct LogInIn {
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiResponse> {
-    serde_json::from_slice(body).map_err(|e| problem(400, "malformed", "The body is not the expected JSON", e.to_string()))
+    serde_json::from_slice(body).map_err(|e| {
+        problem(
+            400,
+            "malformed",
+            "The body is not the expected JSON",
+            e.to_string(),
+        )
+    })
 }
 
 fn id_ok(s: &str) -> bool {
@@ -168,10 +180,22 @@ impl Route {
             ["orders", id, "cancel"] => ("POST", Route::Cancel((*id).into())),
             ["users"] => ("POST", Route::SignUp),
             ["users", id, "login"] => ("POST", Route::LogIn((*id).into())),
-            _ => return Err(problem(404, "not-found", "No such resource", path.to_owned())),
+            _ => {
+                return Err(problem(
+                    404,
+                    "not-found",
+                    "No such resource",
+                    path.to_owned(),
+                ));
+            }
         };
         if route.0 != method {
-            return Err(problem(405, "method", "Method not allowed", format!("{method} {path}")));
+            return Err(problem(
+                405,
+                "method",
+                "Method not allowed",
+                format!("{method} {path}"),
+            ));
         }
         Ok(route.1)
     }
@@ -234,7 +258,12 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             return self.execute(&route, &req, None).await;
         };
         if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return problem(400, "idempotency-key", "Bad Idempotency-Key", "1 to 255 printable ASCII characters");
+            return problem(
+                400,
+                "idempotency-key",
+                "Bad Idempotency-Key",
+                "1 to 255 printable ASCII characters",
+            );
         }
         let hash = {
             let mut h = Md5::new();
@@ -243,7 +272,10 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             h.update(req.path.as_bytes());
             h.update(b"\n");
             h.update(req.body);
-            h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
+            h.finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         };
         for _ in 0..2 {
             match self.store.idempotency(key).await {
@@ -265,10 +297,20 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             }
             return resp;
         }
-        problem(409, "conflict", "A request with this Idempotency-Key is in progress", "")
+        problem(
+            409,
+            "conflict",
+            "A request with this Idempotency-Key is in progress",
+            "",
+        )
     }
 
-    async fn execute(&self, route: &Route, req: &ApiRequest<'_>, key: Option<(&str, &str)>) -> ApiResponse {
+    async fn execute(
+        &self,
+        route: &Route,
+        req: &ApiRequest<'_>,
+        key: Option<(&str, &str)>,
+    ) -> ApiResponse {
         let correlation_id = match req.correlation_id {
             Some(c) if rules::is_uuid(c) => c.to_owned(),
             _ => self.ids.uuid(),
@@ -309,15 +351,26 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         match self.store.commit(commit).await {
             Ok(()) => {}
             Err(StoreError::KeyTaken) => {
-                return problem(409, "conflict", "A request with this Idempotency-Key is in progress", "");
+                return problem(
+                    409,
+                    "conflict",
+                    "A request with this Idempotency-Key is in progress",
+                    "",
+                );
             }
             Err(StoreError::Conflict(m)) => {
-                return problem(409, "conflict", "The order changed meanwhile; read it again", m);
+                return problem(
+                    409,
+                    "conflict",
+                    "The order changed meanwhile; read it again",
+                    m,
+                );
             }
             Err(e) => return store_error(e),
         }
         if self.publish_after_commit
-            && let Err(e) = publish(&self.store, &self.stream, std::slice::from_ref(&outbox), 3).await
+            && let Err(e) =
+                publish(&self.store, &self.stream, std::slice::from_ref(&outbox), 3).await
         {
             // committed: the relay publishes it
             tracing::warn!(error = %e, event_id = %outbox.event_id, "publish after commit failed");
@@ -327,7 +380,12 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
 
     /// Builds, serialises and validates an event: nothing leaves that the
     /// pipeline would reject.
-    fn event(&self, data: EventData<'_>, source: &str, correlation_id: &str) -> Result<OutboxEntry, ApiResponse> {
+    fn event(
+        &self,
+        data: EventData<'_>,
+        source: &str,
+        correlation_id: &str,
+    ) -> Result<OutboxEntry, ApiResponse> {
         let event_id = self.ids.uuid();
         let event = Event {
             event_id: &event_id,
@@ -340,9 +398,14 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         let mut bytes = event.to_json();
         let partition_key = event.data.partition_key().to_owned();
         let created_ms = event.occurred_at_ms;
-        RecordParser::new()
-            .parse(&mut bytes.clone())
-            .map_err(|r| problem(500, "internal", "Event would break the contract", r.to_string()))?;
+        RecordParser::new().parse(&mut bytes.clone()).map_err(|r| {
+            problem(
+                500,
+                "internal",
+                "Event would break the contract",
+                r.to_string(),
+            )
+        })?;
         let data = String::from_utf8(std::mem::take(&mut bytes)).unwrap_or_default();
         Ok(OutboxEntry {
             event_id,
@@ -373,7 +436,13 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         }
     }
 
-    fn advance(&self, order: &Order, next: OrderStatus, event_id: &str, detail: Option<String>) -> Order {
+    fn advance(
+        &self,
+        order: &Order,
+        next: OrderStatus,
+        event_id: &str,
+        detail: Option<String>,
+    ) -> Order {
         let mut o = order.clone();
         o.status = next;
         o.version += 1;
@@ -386,22 +455,31 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         o
     }
 
-    async fn create_order(&self, body: &[u8], cid: &str) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn create_order(
+        &self,
+        body: &[u8],
+        cid: &str,
+    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
         let req: CreateOrderIn = parse(body)?;
         if !id_ok(&req.user_id) {
             return Err(invalid("user_id must be 1 to 128 characters"));
         }
-        let currency = Currency::new(&req.currency).ok_or_else(|| invalid("currency must be ISO 4217 (e.g. EUR)"))?;
+        let currency = Currency::new(&req.currency)
+            .ok_or_else(|| invalid("currency must be ISO 4217 (e.g. EUR)"))?;
         if !(1..=rules::MAX_ITEMS).contains(&req.items.len()) {
             return Err(invalid("an order has 1 to 100 items"));
         }
         let mut total: u128 = 0;
         for (i, item) in req.items.iter().enumerate() {
             if !rules::has_char_len(&item.sku, MAX_SHORT_CHARS) {
-                return Err(invalid(format!("items[{i}].sku must be 1 to 64 characters")));
+                return Err(invalid(format!(
+                    "items[{i}].sku must be 1 to 64 characters"
+                )));
             }
             if !(1..=MAX_INT32).contains(&item.quantity) {
-                return Err(invalid(format!("items[{i}].quantity must be 1 to {MAX_INT32}")));
+                return Err(invalid(format!(
+                    "items[{i}].quantity must be 1 to {MAX_INT32}"
+                )));
             }
             if item.unit_price_cents > MAX_SAFE_INTEGER {
                 return Err(invalid(format!("items[{i}].unit_price_cents is too large")));
@@ -416,7 +494,8 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             Ok(None) => return Err(invalid(format!("unknown user {}", req.user_id))),
             Err(e) => return Err(store_error(e)),
         };
-        let country = Country::new(&user.country).ok_or_else(|| invalid("the user's country is invalid"))?;
+        let country =
+            Country::new(&user.country).ok_or_else(|| invalid("the user's country is invalid"))?;
         let order_id = self.ids.id("ord");
         let items: Vec<Item> = req
             .items
@@ -469,9 +548,15 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         Ok((Write::NewOrder(order), outbox, resp))
     }
 
-    async fn pay(&self, id: &str, body: &[u8], cid: &str) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn pay(
+        &self,
+        id: &str,
+        body: &[u8],
+        cid: &str,
+    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
         let req: PayIn = parse(body)?;
-        let method = PaymentMethod::parse(&req.method).ok_or_else(|| invalid(PaymentMethod::EXPECTED))?;
+        let method =
+            PaymentMethod::parse(&req.method).ok_or_else(|| invalid(PaymentMethod::EXPECTED))?;
         let order = self.load(id).await?;
         Self::transition(&order, OrderStatus::Paid)?;
         let (country, currency) = codes(&order)?;
@@ -503,11 +588,13 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
                     "orders.pay-order",
                     cid,
                 )?;
-                let body = json!({"order_id": order.order_id, "status": "paid", "payment_id": payment_id});
+                let body =
+                    json!({"order_id": order.order_id, "status": "paid", "payment_id": payment_id});
                 (OrderStatus::Paid, outbox, Some(payment_id), body)
             }
             ChargeOutcome::Declined { reason } => {
-                let r = PaymentFailureReason::parse(reason).unwrap_or(PaymentFailureReason::ProviderError);
+                let r = PaymentFailureReason::parse(reason)
+                    .unwrap_or(PaymentFailureReason::ProviderError);
                 Self::transition(&order, OrderStatus::PaymentFailed)?;
                 let outbox = self.event(
                     EventData::OrderPaymentFailed(OrderPaymentFailed {
@@ -523,7 +610,12 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
                     cid,
                 )?;
                 let body = json!({"order_id": order.order_id, "status": "payment_failed", "reason": reason});
-                (OrderStatus::PaymentFailed, outbox, Some(reason.to_owned()), body)
+                (
+                    OrderStatus::PaymentFailed,
+                    outbox,
+                    Some(reason.to_owned()),
+                    body,
+                )
             }
         };
         let updated = self.advance(&order, next, &outbox.event_id, detail);
@@ -537,7 +629,12 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         ))
     }
 
-    async fn fulfil(&self, id: &str, body: &[u8], cid: &str) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn fulfil(
+        &self,
+        id: &str,
+        body: &[u8],
+        cid: &str,
+    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
         let req: FulfilIn = parse(body)?;
         if !id_ok(&req.warehouse) || !id_ok(&req.carrier) {
             return Err(invalid("warehouse and carrier must be 1 to 128 characters"));
@@ -558,7 +655,12 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             "orders.fulfil-order",
             cid,
         )?;
-        let updated = self.advance(&order, OrderStatus::Fulfilled, &outbox.event_id, Some(req.carrier.clone()));
+        let updated = self.advance(
+            &order,
+            OrderStatus::Fulfilled,
+            &outbox.event_id,
+            Some(req.carrier.clone()),
+        );
         let body = json!({"order_id": order.order_id, "status": "fulfilled"});
         Ok((
             Write::UpdateOrder {
@@ -570,9 +672,15 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         ))
     }
 
-    async fn cancel(&self, id: &str, body: &[u8], cid: &str) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn cancel(
+        &self,
+        id: &str,
+        body: &[u8],
+        cid: &str,
+    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
         let req: CancelIn = parse(body)?;
-        let reason = CancelReason::parse(&req.reason).ok_or_else(|| invalid(CancelReason::EXPECTED))?;
+        let reason =
+            CancelReason::parse(&req.reason).ok_or_else(|| invalid(CancelReason::EXPECTED))?;
         let order = self.load(id).await?;
         Self::transition(&order, OrderStatus::Cancelled)?;
         let (country, _) = codes(&order)?;
@@ -586,7 +694,12 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             "orders.cancel-order",
             cid,
         )?;
-        let updated = self.advance(&order, OrderStatus::Cancelled, &outbox.event_id, Some(req.reason.clone()));
+        let updated = self.advance(
+            &order,
+            OrderStatus::Cancelled,
+            &outbox.event_id,
+            Some(req.reason.clone()),
+        );
         let body = json!({"order_id": order.order_id, "status": "cancelled"});
         Ok((
             Write::UpdateOrder {
@@ -598,12 +711,17 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         ))
     }
 
-    async fn sign_up(&self, body: &[u8], cid: &str) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn sign_up(
+        &self,
+        body: &[u8],
+        cid: &str,
+    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
         let req: SignUpIn = parse(body)?;
         if !rules::is_email(&req.email) {
             return Err(invalid("email is not an e-mail address"));
         }
-        let country = Country::new(&req.country).ok_or_else(|| invalid("country must be ISO 3166-1 alpha-2"))?;
+        let country = Country::new(&req.country)
+            .ok_or_else(|| invalid("country must be ISO 3166-1 alpha-2"))?;
         let channel = Channel::parse(&req.channel).ok_or_else(|| invalid(Channel::EXPECTED))?;
         let user_id = self.ids.id("usr");
         let outbox = self.event(
@@ -632,10 +750,17 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         Ok((Write::NewUser(user), outbox, resp))
     }
 
-    async fn log_in(&self, id: &str, body: &[u8], cid: &str) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn log_in(
+        &self,
+        id: &str,
+        body: &[u8],
+        cid: &str,
+    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
         let req: LogInIn = parse(body)?;
-        let method = LoginMethod::parse(&req.method).ok_or_else(|| invalid(LoginMethod::EXPECTED))?;
-        let country = Country::new(&req.country).ok_or_else(|| invalid("country must be ISO 3166-1 alpha-2"))?;
+        let method =
+            LoginMethod::parse(&req.method).ok_or_else(|| invalid(LoginMethod::EXPECTED))?;
+        let country = Country::new(&req.country)
+            .ok_or_else(|| invalid("country must be ISO 3166-1 alpha-2"))?;
         match self.store.user(id).await {
             Ok(Some(_)) => {}
             Ok(None) => return Err(problem(404, "not-found", "No such user", id.to_owned())),
@@ -654,13 +779,24 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             status: 200,
             body: json!({"user_id": id, "logged_in": true}),
         };
-        Ok((Write::UserExists { user_id: id.to_owned() }, outbox, resp))
+        Ok((
+            Write::UserExists {
+                user_id: id.to_owned(),
+            },
+            outbox,
+            resp,
+        ))
     }
 }
 
 fn codes(order: &Order) -> Result<(Country, Currency), ApiResponse> {
     match (Country::new(&order.country), Currency::new(&order.currency)) {
         (Some(c), Some(cur)) => Ok((c, cur)),
-        _ => Err(problem(500, "internal", "Stored order has invalid codes", order.order_id.clone())),
+        _ => Err(problem(
+            500,
+            "internal",
+            "Stored order has invalid codes",
+            order.order_id.clone(),
+        )),
     }
 }

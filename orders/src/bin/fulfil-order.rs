@@ -1,0 +1,6 @@
+//! The `fulfil-order` function (API Gateway HTTP API): a thin shell over `pipeline_orders`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    pipeline_orders::http::run("fulfil-order").await
+}
