@@ -83,3 +83,35 @@ async fn functions_serve_their_route_with_json_and_problem_json() {
         "the caller's correlation id follows the request"
     );
 }
+
+/// The OpenAPI document describes exactly the routes the functions serve.
+#[test]
+fn openapi_lists_every_route() {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json is JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut served = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                let concrete = path.replace("{id}", "x1");
+                let route = pipeline_orders::Route::of(&method.to_uppercase(), &concrete)
+                    .unwrap_or_else(|_| panic!("{method} {path} is documented but not served"));
+                served.push(pipeline_orders::http::route_name(&route));
+            }
+        }
+    }
+    served.sort_unstable();
+    assert_eq!(
+        served,
+        [
+            "cancel-order",
+            "create-order",
+            "fulfil-order",
+            "get-order",
+            "log-in",
+            "pay-order",
+            "sign-up"
+        ]
+    );
+}
