@@ -270,4 +270,112 @@ mod tests {
         escape_tag(&mut s, "a b,c=d");
         assert_eq!(s, "a\\ b\\,c\\=d");
     }
+
+    /// A one-shot HTTP listener that captures the request and answers 204:
+    /// the v3 and v2 endpoints are not in Debian's InfluxDB 1.6.
+    fn capture() -> (String, std::thread::JoinHandle<Vec<u8>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = conn.read(&mut chunk).expect("read");
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: ").map(str::to_owned))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            conn.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .expect("write");
+            buf
+        });
+        (url, handle)
+    }
+
+    fn record() -> MetricRecord {
+        MetricRecord {
+            minute_ms: 60_000,
+            dims: Dims {
+                country: "DE".into(),
+                currency: "EUR".into(),
+                payment_method: "none".into(),
+            },
+            shard_id: "s".into(),
+            window: "0000".into(),
+            measures: Measures {
+                orders_created: 1,
+                ..Default::default()
+            },
+            version: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn v3_and_v2_requests_have_the_right_path_auth_and_gzip_body() {
+        use std::io::Read;
+        for (api, path, auth) in [
+            (
+                InfluxApi::V3 {
+                    database: "metrics db".into(),
+                },
+                "/api/v3/write_lp?db=metrics%20db&precision=millisecond",
+                "authorization: bearer t0k",
+            ),
+            (
+                InfluxApi::V2 {
+                    org: "acme".into(),
+                    bucket: "m".into(),
+                },
+                "/api/v2/write?org=acme&bucket=m&precision=ms",
+                "authorization: token t0k",
+            ),
+        ] {
+            let (url, server) = capture();
+            let sink = InfluxSink::new(InfluxConfig {
+                url,
+                api,
+                token: Some("t0k".into()),
+                batch_lines: 10,
+                gzip: true,
+                retry: RetryPolicy::default(),
+                timeout: Duration::from_secs(5),
+            })
+            .expect("sink");
+            sink.write(&[record()], Instant::now() + Duration::from_secs(5))
+                .await
+                .expect("204");
+            let raw = server.join().expect("server");
+            let split = raw
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("headers")
+                + 4;
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            assert!(
+                head.starts_with(&format!("post {} http/1.1", path.to_ascii_lowercase())),
+                "{head}"
+            );
+            assert!(head.contains(auth), "{head}");
+            assert!(head.contains("content-encoding: gzip"));
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&raw[split..])
+                .read_to_string(&mut text)
+                .expect("gzip body");
+            assert_eq!(text, format!("{}\n", line(&record())));
+        }
+    }
 }

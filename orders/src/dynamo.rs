@@ -42,13 +42,20 @@ fn bucket(event_id: &str) -> u8 {
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> StoreError {
-    let transient = matches!(
+    if matches!(
         e.code(),
         Some(
             "ThrottlingException"
                 | "ProvisionedThroughputExceededException"
                 | "RequestLimitExceeded"
-                | "InternalServerError"
+        )
+    ) {
+        return StoreError::Throttled(DisplayErrorContext(&e).to_string());
+    }
+    let transient = matches!(
+        e.code(),
+        Some(
+            "InternalServerError"
                 | "ServiceUnavailable"
                 | "TransactionConflictException"
                 | "TransactionInProgressException"

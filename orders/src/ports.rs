@@ -19,7 +19,10 @@ pub enum StoreError {
     /// The idempotency key was taken by a concurrent request.
     #[error("idempotency key already used")]
     KeyTaken,
-    /// Throttling, 5xx, network: the request may be retried.
+    /// The store is throttling: the client should back off (429).
+    #[error("store throttled: {0}")]
+    Throttled(String),
+    /// 5xx, network: the request may be retried.
     #[error("store unavailable: {0}")]
     Transient(String),
     /// Anything else.

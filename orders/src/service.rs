@@ -68,8 +68,11 @@ fn invalid(detail: impl Into<String>) -> ApiResponse {
     problem(422, "validation", "The request breaks a rule", detail)
 }
 
-fn store_error(e: StoreError) -> ApiResponse {
+pub(crate) fn store_error(e: StoreError) -> ApiResponse {
     match e {
+        StoreError::Throttled(m) => {
+            problem(429, "throttled", "Too many requests; retry with backoff", m)
+        }
         StoreError::Transient(m) => problem(503, "unavailable", "Try again shortly", m),
         StoreError::Conflict(m) => problem(409, "conflict", "The resource changed", m),
         StoreError::KeyTaken => problem(
@@ -786,6 +789,24 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             outbox,
             resp,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_map_to_statuses() {
+        assert_eq!(store_error(StoreError::Throttled("x".into())).status, 429);
+        assert_eq!(store_error(StoreError::Transient("x".into())).status, 503);
+        assert_eq!(store_error(StoreError::Conflict("x".into())).status, 409);
+        assert_eq!(store_error(StoreError::Permanent("x".into())).status, 500);
+        let r = store_error(StoreError::Throttled("x".into()));
+        assert_eq!(
+            r.body["type"],
+            "https://kinesis-pipeline.dev/problems/throttled"
+        );
     }
 }
 
