@@ -792,6 +792,18 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
     }
 }
 
+fn codes(order: &Order) -> Result<(Country, Currency), ApiResponse> {
+    match (Country::new(&order.country), Currency::new(&order.currency)) {
+        (Some(c), Some(cur)) => Ok((c, cur)),
+        _ => Err(problem(
+            500,
+            "internal",
+            "Stored order has invalid codes",
+            order.order_id.clone(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -807,17 +819,5 @@ mod tests {
             r.body["type"],
             "https://kinesis-pipeline.dev/problems/throttled"
         );
-    }
-}
-
-fn codes(order: &Order) -> Result<(Country, Currency), ApiResponse> {
-    match (Country::new(&order.country), Currency::new(&order.currency)) {
-        (Some(c), Some(cur)) => Ok((c, cur)),
-        _ => Err(problem(
-            500,
-            "internal",
-            "Stored order has invalid codes",
-            order.order_id.clone(),
-        )),
     }
 }
