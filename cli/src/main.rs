@@ -3,6 +3,7 @@
 mod generate;
 mod lake_totals;
 mod run;
+mod simulate;
 
 use clap::{Args, Parser, Subcommand};
 use pipeline_generator::{PoisonMix, TrafficConfig};

@@ -25,6 +25,7 @@ use serde_json::json;
 
 use crate::TrafficArgs;
 use crate::lake_totals::measures_from_lake;
+use crate::simulate;
 
 /// Options of `pipeline run`.
 #[derive(Debug, Args)]
@@ -41,6 +42,19 @@ pub struct RunArgs {
     /// The event source mapping's `MaximumRetryAttempts` per batch.
     #[arg(long, default_value_t = 10)]
     max_retry_attempts: u32,
+    /// Where the valid events come from: the order and user functions driven
+    /// by simulated clients, or the traffic generator alone (faster).
+    #[arg(long, value_enum, default_value_t = Source::Functions)]
+    source: Source,
+}
+
+/// Source of the valid events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// Simulated clients call the order functions (embedded adapters).
+    Functions,
+    /// The traffic generator writes the events directly.
+    Generator,
 }
 
 struct Totals {
@@ -118,7 +132,17 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         args.fault_rate * 100.0
     );
     let seed = config.seed;
-    let records = generate(config);
+    let records = match args.source {
+        Source::Generator => generate(config),
+        Source::Functions => {
+            let (records, clients) = simulate::traffic(&config).await?;
+            eprintln!(
+                "simulated clients sent {} requests to the order functions ({} retried with the same Idempotency-Key, {} answered 409)",
+                clients.requests, clients.idempotent_retries, clients.conflicts
+            );
+            records
+        }
+    };
     let expected = expected_counts(&records);
     let mut expected_items = 0usize;
     let mut parser = RecordParser::new();

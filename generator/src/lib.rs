@@ -135,6 +135,19 @@ impl PoisonMix {
         Ok(mix)
     }
 
+    /// The same mix scaled so that every record is poison (kinds keep their
+    /// relative weights): for producing poison records only.
+    pub fn only_poison(&self) -> Self {
+        let total = self.total();
+        PoisonMix {
+            rates: self
+                .rates
+                .iter()
+                .map(|(&k, &v)| (k, if total > 0.0 { v / total } else { 0.0 }))
+                .collect(),
+        }
+    }
+
     /// Probability that a record is poison of any kind.
     pub fn total(&self) -> f64 {
         self.rates.values().sum()

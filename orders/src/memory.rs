@@ -131,6 +131,16 @@ impl MemoryStream {
             .clone()
     }
 
+    /// How many records were put.
+    pub fn len(&self) -> usize {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing was put.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Takes everything put so far.
     pub fn drain(&self) -> Vec<(String, Vec<u8>)> {
         std::mem::take(&mut *self.records.lock().unwrap_or_else(|e| e.into_inner()))
