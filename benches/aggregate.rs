@@ -74,7 +74,11 @@ fn aggregate(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    report_request_rate(&rt);
+    // the one-off reports are for measurement runs (`cargo bench`), not the
+    // test-mode smoke run of `cargo test --all-targets`
+    if std::env::args().any(|a| a == "--bench") {
+        report_request_rate(&rt);
+    }
     const EVENTS: usize = 10_000;
     let records = generate(TrafficConfig {
         events: EVENTS,

@@ -169,7 +169,11 @@ fn archive(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    report_memory_and_size(&rt);
+    // the one-off reports are for measurement runs (`cargo bench`), not the
+    // test-mode smoke run of `cargo test --all-targets`
+    if std::env::args().any(|a| a == "--bench") {
+        report_memory_and_size(&rt);
+    }
     const EVENTS: usize = 10_000;
     let payload = payload(EVENTS);
     let mut group = c.benchmark_group("archive_invocation");
