@@ -12,8 +12,9 @@ use clap::Args;
 use pipeline_aggregators::emulator::{WindowMapping, run_shard};
 use pipeline_aggregators::sink::FaultySink;
 use pipeline_aggregators::{LocalMetrics, Measures, WindowAggregator};
-use pipeline_generator::kinesis::{self, KinesisRecord, StreamInfo};
+use pipeline_generator::kinesis;
 use pipeline_generator::{Expected, expected_counts, generate};
+use pipeline_processors::esm;
 use pipeline_processors::faults::{FaultPlan, FaultyDlq, FaultyStore};
 use pipeline_processors::lake::read::count_lake;
 use pipeline_processors::{
@@ -42,6 +43,12 @@ pub struct RunArgs {
     /// The event source mapping's `MaximumRetryAttempts` per batch.
     #[arg(long, default_value_t = 10)]
     max_retry_attempts: u32,
+    /// `MaximumBatchingWindowInSeconds`, in milliseconds (0: no waiting).
+    #[arg(long, default_value_t = 0)]
+    batching_window_ms: i64,
+    /// `ParallelizationFactor`: concurrent batches per shard, by partition key.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    parallelization_factor: u32,
     /// Where the valid events come from: the order and user functions driven
     /// by simulated clients, or the traffic generator alone (faster).
     #[arg(long, value_enum, default_value_t = Source::Functions)]
@@ -63,50 +70,25 @@ struct Totals {
     retries: u64,
 }
 
-async fn consume<H: RecordHandler, D: DeadLetterQueue>(
-    processor: &mut BatchProcessor<H, D>,
-    shard: &[KinesisRecord],
-    args: &RunArgs,
-    totals: &mut Totals,
-) -> anyhow::Result<()> {
-    let stream = StreamInfo::default();
-    let mut checkpoint = 0;
-    let mut attempts = 0;
-    while checkpoint < shard.len() {
-        let end = (checkpoint + args.traffic.batch_size).min(shard.len());
-        let batch = &shard[checkpoint..end];
-        let mut payload = kinesis::invocation_payload(batch, &stream);
+/// The archiver as a function under the in-process event source mapping:
+/// it gets the payload bytes Lambda would send and answers as Lambda's
+/// handler does.
+struct Archiver<'a, H, D> {
+    processor: &'a mut BatchProcessor<H, D>,
+    retries: u64,
+}
+
+impl<H: RecordHandler, D: DeadLetterQueue> esm::Function for Archiver<'_, H, D> {
+    async fn invoke(&mut self, mut payload: Vec<u8>) -> Result<serde_json::Value, String> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let out = processor.process(&mut payload, deadline).await?;
-        totals.invocations += 1;
-        totals.retries += u64::from(out.stats.retries);
-        match out
-            .response
-            .batch_item_failures
-            .first()
-            .and_then(|f| f.item_identifier.as_deref())
-        {
-            None => {
-                checkpoint = end;
-                attempts = 0;
-            }
-            Some(seq) => {
-                let at = batch
-                    .iter()
-                    .position(|r| r.sequence_number == seq)
-                    .context("Lambda reported a sequence number outside the batch")?;
-                checkpoint += at;
-                attempts += 1;
-                totals.esm_retries += 1;
-                anyhow::ensure!(
-                    attempts <= args.max_retry_attempts,
-                    "batch at {seq} still failing after {attempts} retries: {:?}",
-                    out.stats.errors
-                );
-            }
-        }
+        let out = self
+            .processor
+            .process(&mut payload, deadline)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.retries += u64::from(out.stats.retries);
+        serde_json::to_value(&out.response).map_err(|e| e.to_string())
     }
-    Ok(())
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -203,15 +185,33 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         retries: 0,
     };
     let processing = Instant::now();
-    for (i, shard) in shards.iter().enumerate() {
-        consume(&mut processor, shard, args, &mut totals).await?;
-        eprintln!(
-            "shard {}/{} done: {} records",
-            i + 1,
-            shards.len(),
-            shard.len()
-        );
-    }
+    let mapping = esm::MappingConfig {
+        batch_size: args.traffic.batch_size,
+        batching_window_ms: args.batching_window_ms,
+        max_retry_attempts: args.max_retry_attempts,
+        bisect_on_error: true,
+        parallelization_factor: args.parallelization_factor,
+    };
+    let mut archiver = Archiver {
+        processor: &mut processor,
+        retries: 0,
+    };
+    let report = esm::run(&shards, mapping, &mut archiver).await;
+    totals.retries += archiver.retries;
+    totals.invocations += report.invocations;
+    totals.esm_retries += report.retries;
+    eprintln!(
+        "archiver: {} invocations over {} shards ({} retried, {} bisections)",
+        report.invocations,
+        shards.len(),
+        report.retries,
+        report.bisections
+    );
+    anyhow::ensure!(
+        report.on_failure.is_empty(),
+        "batches exhausted their retries and went to the on-failure destination: {:?}",
+        report.on_failure
+    );
     let processing = processing.elapsed();
 
     // The metrics aggregator: a second consumer of the same shards, with its

@@ -19,6 +19,8 @@ pub mod batch;
 #[cfg(feature = "aws")]
 pub mod config;
 pub mod dlq;
+#[cfg(feature = "emulator")]
+pub mod esm;
 pub mod faults;
 pub mod lake;
 pub mod metrics;
