@@ -2,6 +2,7 @@
 
 mod generate;
 mod lake_totals;
+mod report;
 mod run;
 mod simulate;
 
@@ -23,6 +24,8 @@ enum Command {
     Run(run::RunArgs),
     /// Write generated traffic as NDJSON or as Kinesis invocation payloads.
     Generate(generate::GenerateArgs),
+    /// Run the SQL reports over a lake: CSV, JSON and one HTML page.
+    Report(report::ReportArgs),
 }
 
 /// Traffic options shared by the subcommands.
@@ -82,5 +85,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Generate(args) => generate::generate(&args),
+        Command::Report(args) => report::report(&args),
     }
 }

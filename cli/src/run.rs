@@ -365,5 +365,8 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         "reconciled: {produced} records produced = lake rows + dead letters, and metric totals = totals from the lake; lake at {}",
         lake_dir.display()
     );
+    let html = crate::report::write_all(&args.out).await?;
+    let html = std::fs::canonicalize(&html).unwrap_or(html);
+    println!("reports: open {}", html.display());
     Ok(())
 }
