@@ -78,6 +78,9 @@ impl ObjectStore for NullStore {
     async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn uri(&self, key: &str) -> String {
         format!("null://{key}")
     }

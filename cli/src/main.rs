@@ -1,5 +1,6 @@
 //! `pipeline`: the main job and its tools.
 
+mod compact;
 mod generate;
 mod lake_totals;
 mod report;
@@ -26,6 +27,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run the SQL reports over a lake: CSV, JSON and one HTML page.
     Report(report::ReportArgs),
+    /// Merge each partition's small files into one, dropping duplicate event ids.
+    Compact(compact::CompactArgs),
 }
 
 /// Traffic options shared by the subcommands.
@@ -86,5 +89,6 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => run::run(&args),
         Command::Generate(args) => generate::generate(&args),
         Command::Report(args) => report::report(&args),
+        Command::Compact(args) => compact::compact(&args),
     }
 }

@@ -365,6 +365,19 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         "reconciled: {produced} records produced = lake rows + dead letters, and metric totals = totals from the lake; lake at {}",
         lake_dir.display()
     );
+    // compact the small files, then check nothing changed for a reader
+    let (merged, into) = crate::compact::compact_lake(&args.out).await?;
+    let compacted = count_lake(processor.handler().store().inner()).await?;
+    for (t, c) in &compacted {
+        anyhow::ensure!(
+            c.unique_rows == lake[t].unique_rows && c.rows == c.unique_rows,
+            "compaction changed {t}: {c:?} vs {:?}",
+            lake[t]
+        );
+    }
+    println!(
+        "compacted {merged} small files into {into}; every table has the same rows, without duplicates"
+    );
     let html = crate::report::write_all(&args.out).await?;
     let html = std::fs::canonicalize(&html).unwrap_or(html);
     println!("reports: open {}", html.display());

@@ -182,6 +182,17 @@ impl ObjectStore for S3Store {
         Ok(keys)
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.store_error("delete", key, e))
+    }
+
     fn uri(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.full(key))
     }

@@ -314,6 +314,12 @@ impl ObjectStore for AnyStore {
             AnyStore::Local(s) => s.list(prefix).await,
         }
     }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::S3(s) => s.delete(key).await,
+            AnyStore::Local(s) => s.delete(key).await,
+        }
+    }
     fn uri(&self, key: &str) -> String {
         match self {
             AnyStore::S3(s) => s.uri(key),

@@ -141,6 +141,10 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
         self.inner.list(prefix).await
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+
     fn uri(&self, key: &str) -> String {
         self.inner.uri(key)
     }

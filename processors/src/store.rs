@@ -64,6 +64,9 @@ pub trait ObjectStore: Send + Sync {
     /// Keys under `prefix`, sorted.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
+    /// Deletes an object (absent is fine).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// A URI for people and pointers (`s3://bucket/key`, `file:///...`).
     fn uri(&self, key: &str) -> String;
 }
@@ -201,6 +204,15 @@ impl ObjectStore for LocalStore {
         tokio::task::spawn_blocking(move || list_dir(&root, &prefix))
             .await
             .map_err(|e| StoreError::Transient(e.to_string()))?
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
     }
 
     fn uri(&self, key: &str) -> String {

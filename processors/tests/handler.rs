@@ -441,3 +441,61 @@ async fn transient_faults_are_retried_to_success_and_retries_are_idempotent() {
     );
     assert_eq!(lake_event_ids(&root.join("lake")), files_before);
 }
+
+#[tokio::test]
+async fn compaction_merges_small_files_and_drops_retry_duplicates() {
+    use pipeline_processors::lake::compact::compact_table;
+    use pipeline_processors::lake::read::count_lake;
+    use pipeline_schemas::lake::Table;
+    let records = shard_records(2000, 16, 0.0);
+    let root = temp_dir("compact");
+    let mut p = local_processor(&root);
+    // many small invocations, and a re-batched retry that duplicates rows
+    for chunk in records.chunks(150) {
+        let out = p
+            .process(&mut payload(chunk), deadline())
+            .await
+            .expect("batch");
+        assert!(out.response.batch_item_failures.is_empty());
+    }
+    let out = p
+        .process(&mut payload(&records[75..600]), deadline())
+        .await
+        .expect("retry");
+    assert!(out.response.batch_item_failures.is_empty());
+    let store = LocalStore::new(root.join("lake"));
+    let before = count_lake(&store).await.expect("count");
+    assert!(
+        before["order_events"].rows > before["order_events"].unique_rows,
+        "duplicates present"
+    );
+    for table in Table::ALL {
+        let done = compact_table(&store, table).await.expect("compacted");
+        assert!(!done.is_empty());
+        for c in &done {
+            assert!(c.files_in > 1 && c.rows_out <= c.rows_in);
+        }
+    }
+    let after = count_lake(&store).await.expect("count");
+    for (table, counts) in &after {
+        assert_eq!(
+            counts.rows, counts.unique_rows,
+            "{table}: no duplicates left"
+        );
+        assert_eq!(
+            counts.unique_rows, before[table].unique_rows,
+            "{table}: nothing lost"
+        );
+        assert_eq!(counts.by_event_type, before[table].by_event_type);
+        assert!(counts.files < before[table].files, "{table}: fewer files");
+    }
+    // idempotent: a second run finds one file per partition and does nothing
+    for table in Table::ALL {
+        assert!(
+            compact_table(&store, table)
+                .await
+                .expect("compacted")
+                .is_empty()
+        );
+    }
+}

@@ -8,6 +8,7 @@
 //! adds files whose duplicate `event_id`s compaction removes.
 
 pub mod columns;
+pub mod compact;
 pub mod read;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,47 @@
+//! `pipeline compact`: merge each partition's small files, dropping duplicates.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use pipeline_processors::LocalStore;
+use pipeline_processors::lake::compact::compact_table;
+use pipeline_schemas::lake::Table;
+
+/// Options of `pipeline compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The main job's output folder (holds `lake/`).
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+}
+
+/// Compacts every table of the lake under `out`; returns (files before, files after).
+pub async fn compact_lake(out: &Path) -> anyhow::Result<(usize, usize)> {
+    let store = LocalStore::new(out.join("lake"));
+    let (mut before, mut after) = (0, 0);
+    for table in Table::ALL {
+        for c in compact_table(&store, table).await? {
+            before += c.files_in;
+            after += 1;
+            println!(
+                "compacted {}: {} files, {} rows -> 1 file, {} rows",
+                c.partition, c.files_in, c.rows_in, c.rows_out
+            );
+        }
+    }
+    Ok((before, after))
+}
+
+pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.out.join("lake").exists(),
+        "no lake under {}",
+        args.out.display()
+    );
+    let (before, after) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(compact_lake(&args.out))?;
+    println!("{before} files merged into {after}");
+    Ok(())
+}
