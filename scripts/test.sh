@@ -10,10 +10,13 @@ echo "== python tools: moto (AWS protocols), duckdb (independent Parquet reader)
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   'moto[dynamodb,s3]' flask flask-cors duckdb
 
-if ! command -v influxd > /dev/null; then
-  echo "== installing InfluxDB 1.6 (Debian's influxdb) for the line-protocol sink"
+missing=()
+command -v influxd > /dev/null || missing+=(influxdb)
+command -v chromium > /dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing from Debian: ${missing[*]} (InfluxDB 1.6 for the line-protocol sink, Chromium for the report test)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb > /dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
 fi
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -65,3 +68,24 @@ cargo test --workspace --doc --locked
 echo "== the main job end to end, with injected faults, then DuckDB reads the lake"
 cargo run --locked -p pipeline-cli -- run --events 30000 --fault-rate 0.2 --batch-size 500 --out target/e2e
 python3 scripts/check_lake.py target/e2e
+
+echo "== the HTML report renders in headless Chromium with its charts"
+CHROME_PROFILE=$(mktemp -d)
+chromium_flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
+  --disable-component-update --disable-sync "--user-data-dir=$CHROME_PROFILE")
+REPORT="file://$(pwd)/target/e2e/reports/report.html"
+chromium "${chromium_flags[@]}" --dump-dom "$REPORT" > target/report-dom.html 2> target/chromium.log
+chromium "${chromium_flags[@]}" --window-size=1000,1400 --screenshot=target/report.png "$REPORT" >> target/chromium.log 2>&1
+rm -rf "$CHROME_PROFILE"
+python3 - <<'PY'
+import sys
+dom = open("target/report-dom.html").read()
+charts = dom.count('<svg class="chart"')
+bars = dom.count('class="bar"')
+sections = dom.count("<section")
+ok = charts == sections == 6 and bars >= 20
+print(f"{charts} charts, {bars} bars, {sections} report sections in the rendered page")
+print(f"1 passed, 0 failed" if ok else "0 passed, 1 failed")
+sys.exit(0 if ok else 1)
+PY
+test -s target/report.png
