@@ -76,6 +76,7 @@ struct Totals {
 struct Archiver<'a, H, D> {
     processor: &'a mut BatchProcessor<H, D>,
     retries: u64,
+    progress: indicatif::ProgressBar,
 }
 
 impl<H: RecordHandler, D: DeadLetterQueue> esm::Function for Archiver<'_, H, D> {
@@ -87,8 +88,23 @@ impl<H: RecordHandler, D: DeadLetterQueue> esm::Function for Archiver<'_, H, D> 
             .await
             .map_err(|e| e.to_string())?;
         self.retries += u64::from(out.stats.retries);
+        if out.response.batch_item_failures.is_empty() {
+            self.progress.inc(out.stats.records_in as u64);
+        }
         serde_json::to_value(&out.response).map_err(|e| e.to_string())
     }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix:>12} [{bar:40}] {pos}/{len} records ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(what.to_owned());
+    bar
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -195,8 +211,10 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
     let mut archiver = Archiver {
         processor: &mut processor,
         retries: 0,
+        progress: progress_bar(records.len() as u64, "archiver"),
     };
     let report = esm::run(&shards, mapping, &mut archiver).await;
+    archiver.progress.finish_and_clear();
     totals.retries += archiver.retries;
     totals.invocations += report.invocations;
     totals.esm_retries += report.retries;

@@ -85,6 +85,7 @@ pub async fn traffic(
     let mean_gap = 1000.0 / config.events_per_second.max(0.001);
     let weights: Vec<u32> = COUNTRIES.iter().map(|c| c.2).collect();
     let mut emitted = 0;
+    let progress = crate::run::progress_bar(valid_target as u64, "producers");
     while emitted < valid_target {
         now += rng.range(0, (2.0 * mean_gap) as u64) as i64;
         svc.ids().set_time(now);
@@ -247,7 +248,9 @@ pub async fn traffic(
             }
         }
         emitted = svc.stream().len();
+        progress.set_position(emitted as u64);
     }
+    progress.finish_and_clear();
 
     // the functions' events, in publish order
     let mut parser = RecordParser::new();
