@@ -8,6 +8,7 @@
 //! `event_id` with `SELECT DISTINCT` sub-queries.
 
 pub mod html;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,79 @@
+//! The `report-generator` Lambda (EventBridge schedule): runs the SQL reports
+//! over the last `REPORT_DAYS` days of the lake (`LAKE_URI`) and the archived
+//! dead letters (`DEAD_LETTERS_URI`, optional), and writes CSV, JSON and HTML to
+//! `REPORTS_URI/<date>/`. Uses Lambda's `/tmp` as scratch space.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use lambda_runtime::{LambdaEvent, service_fn};
+use pipeline_processors::config::{AnyStore, Location};
+use pipeline_processors::{LocalStore, aws::S3Store};
+use serde_json::{Value, json};
+
+fn store(sdk: &aws_config::SdkConfig, loc: &Location, kms: Option<String>) -> AnyStore {
+    match loc {
+        Location::S3 { bucket, prefix } => AnyStore::S3(S3Store::new(
+            pipeline_processors::aws::s3_client(
+                sdk,
+                std::env::var("S3_FORCE_PATH_STYLE").as_deref() == Ok("true"),
+            ),
+            bucket,
+            prefix,
+            kms,
+        )),
+        Location::Local(p) => AnyStore::Local(LocalStore::new(p)),
+    }
+}
+
+fn day(ms: i64) -> String {
+    let (y, m, d) = pipeline_schemas::rules::civil_from_days(ms.div_euclid(86_400_000));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    pipeline_processors::runtime::init_json_logs();
+    let var = |k: &'static str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let lake = Location::parse("LAKE_URI", &var("LAKE_URI").context("LAKE_URI is not set")?)?;
+    let reports = Location::parse(
+        "REPORTS_URI",
+        &var("REPORTS_URI").context("REPORTS_URI is not set")?,
+    )?;
+    let letters = var("DEAD_LETTERS_URI")
+        .map(|v| Location::parse("DEAD_LETTERS_URI", &v))
+        .transpose()?;
+    let days: i64 = var("REPORT_DAYS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7)
+        .clamp(1, 90);
+    let sdk = pipeline_processors::aws::sdk_config().await;
+    let kms = var("KMS_KEY_ID");
+    let (lake, out) = (store(&sdk, &lake, None), store(&sdk, &reports, kms));
+    let letters = letters.map(|l| store(&sdk, &l, None));
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+        let (lake, out, letters) = (lake.clone(), out.clone(), letters.clone());
+        async move {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let window: Vec<String> = (0..days).map(|i| day(now - i * 86_400_000)).collect();
+            let run = pipeline_reports::remote::run_remote(
+                &lake,
+                letters.as_ref(),
+                &out,
+                &window,
+                &day(now),
+                std::path::Path::new("/tmp/report-generator"),
+            )
+            .await?;
+            tracing::info!(objects_in = run.objects_in, objects_out = run.objects_out, html = %run.html_key, "reports written");
+            Ok::<_, lambda_runtime::Error>(
+                json!({"objects_in": run.objects_in, "objects_out": run.objects_out, "html": run.html_key}),
+            )
+        }
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+}
