@@ -3,6 +3,7 @@
 mod compact;
 mod generate;
 mod lake_totals;
+mod replay;
 mod report;
 mod run;
 mod simulate;
@@ -29,6 +30,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Merge each partition's small files into one, dropping duplicate event ids.
     Compact(compact::CompactArgs),
+    /// Re-run the archiver over a shard of a previous run from a sequence number.
+    Replay(replay::ReplayArgs),
 }
 
 /// Traffic options shared by the subcommands.
@@ -90,5 +93,6 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::generate(&args),
         Command::Report(args) => report::report(&args),
         Command::Compact(args) => compact::compact(&args),
+        Command::Replay(args) => replay::replay(&args),
     }
 }

@@ -156,6 +156,7 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         }
     }
     let shards = kinesis::route(&records, args.traffic.shards);
+    crate::replay::save_stream(&args.out, &shards)?;
 
     let lake_dir = args.out.join("lake");
     let dlq_dir = args.out.join("dead-letters");

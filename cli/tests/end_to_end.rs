@@ -79,3 +79,59 @@ fn parallelization_batching_windows_and_the_generator_source_reconcile_too() {
             > 0
     );
 }
+
+#[test]
+fn a_replay_from_a_checkpoint_changes_nothing_a_reader_counts() {
+    let out = std::env::temp_dir().join(format!("e2e-replay-{}", std::process::id()));
+    let bin = env!("CARGO_BIN_EXE_pipeline");
+    let ok = Command::new(bin)
+        .args([
+            "run",
+            "--events",
+            "2000",
+            "--shards",
+            "2",
+            "--fault-rate",
+            "0",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run");
+    assert!(ok.success());
+    let stream = std::fs::read_to_string(out.join("stream/shardId-000000000001.jsonl"))
+        .expect("stream kept");
+    let middle = stream.lines().nth(400).expect("a record");
+    let seq = serde_json::from_str::<serde_json::Value>(middle).expect("json")["sequence_number"]
+        .as_str()
+        .expect("seq")
+        .to_owned();
+    let replay = Command::new(bin)
+        .args([
+            "replay",
+            "--shard",
+            "shardId-000000000001",
+            "--from",
+            &seq,
+            "--batch-size",
+            "150",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("replay");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("the lake reads the same"));
+    let bad = Command::new(bin)
+        .args(["replay", "--shard", "shardId-000000000001", "--from", "123"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("replay");
+    assert!(!bad.status.success(), "an unknown checkpoint is refused");
+    let _ = std::fs::remove_dir_all(&out);
+}
