@@ -65,6 +65,9 @@ echo "== cargo test (workspace, all targets; benches run once as smoke tests)"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 
+echo "== the Lambda binaries under the Lambda Runtime API (cargo lambda watch / invoke)"
+bash scripts/lambda_runtime_test.sh
+
 echo "== the main job end to end, with injected faults, then DuckDB reads the lake"
 cargo run --locked -p pipeline-cli -- run --events 30000 --fault-rate 0.2 --batch-size 500 --out target/e2e
 python3 scripts/check_lake.py target/e2e

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The Lambda binaries under the Lambda Runtime API: `cargo lambda watch` emulates
+# the runtime, `cargo lambda invoke` sends real-shaped Kinesis invocations (valid,
+# poison, mixed, and with the dead-letter queue unavailable), and the script checks
+# the partial-batch responses and what the sinks hold.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore cargo-lambda
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -f "cargo-lambda lambda watch" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+PIPELINE=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/pipeline
+gen() { # name events poison-rate shards seed: keeps the last shard's invocation, so
+  # each case has its own shard id (sequence numbers, lake keys and letters never collide)
+  "$PIPELINE" generate --events "$2" --poison-rate "$3" --shards "$4" --seed "$5" --format kinesis \
+    --batch-size 10000 --max-record-bytes 65536 --out "$WORK/$1-all" > /dev/null 2>&1
+  mkdir -p "$WORK/$1"
+  cp "$(ls "$WORK/$1-all"/invocation-*.json | tail -1)" "$WORK/$1/invocation-00000.json"
+}
+gen valid 400 0 1 11
+gen poison 240 1 2 12
+gen mixed 1500 0.1 3 13
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+start() { # port lake dlq extra-env
+  cargo lambda watch -p pipeline-processors --bin event-processor -P "$1" \
+    --env-var "LAKE_URI=file://$2,DLQ_URI=file://$3,MAX_RECORD_BYTES=65536$4" > "$WORK/watch-$1.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 300); do
+    grep -q "starting Runtime server" "$WORK/watch-$1.log" 2>/dev/null && return 0
+    sleep 1
+  done
+  echo "cargo lambda watch did not start"; cat "$WORK/watch-$1.log"; exit 1
+}
+invoke() { # port file
+  cargo lambda invoke event-processor -P "$1" --data-file "$2" 2> "$WORK/invoke.err" || { cat "$WORK/invoke.err"; return 1; }
+}
+
+OK_PORT=$(free_port)
+start "$OK_PORT" "$WORK/lake" "$WORK/dlq" ""
+for case in valid poison mixed; do
+  invoke "$OK_PORT" "$WORK/$case/invocation-00000.json" > "$WORK/$case.response"
+done
+
+# the DLQ is unavailable: a folder that cannot be created
+BAD_PORT=$(free_port)
+start "$BAD_PORT" "$WORK/lake2" "/proc/no-such-dlq" ",RETRY_MAX_ATTEMPTS=2,RETRY_BASE_MS=5"
+invoke "$BAD_PORT" "$WORK/mixed/invocation-00000.json" > "$WORK/dlq-down.response"
+
+python3 - "$WORK" <<'PY'
+import glob, json, sys
+work = sys.argv[1]
+failures = []
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+def payload(case):
+    return json.load(open(f"{work}/{case}/invocation-00000.json"))["Records"]
+def response(name):
+    return json.load(open(f"{work}/{name}.response"))
+for case in ["valid", "poison", "mixed"]:
+    check(response(case) == {"batchItemFailures": []}, f"{case}: every record durably handled")
+letters = [json.load(open(p)) for p in glob.glob(f"{work}/dlq/**/*.json", recursive=True)]
+poison_n = len(payload("poison"))
+by_seq = {l["sequence_number"] for l in letters}
+check(all(r["kinesis"]["sequenceNumber"] in by_seq for r in payload("poison")), f"poison: all {poison_n} records dead-lettered")
+check(all(l["data_base64"] and l["reason"] for l in letters), "letters carry the raw record and a reason")
+import duckdb
+files = glob.glob(f"{work}/lake/*_events/**/*.parquet", recursive=True)
+rows = duckdb.sql(f"SELECT count(DISTINCT event_id) FROM read_parquet({files!r})").fetchall()[0][0]
+total = len(payload("valid")) + poison_n + len(payload("mixed"))
+check(rows + len(letters) == total, f"lake rows {rows} + dead letters {len(letters)} = {total} records")
+down = response("dlq-down")
+mixed = payload("mixed")
+seqs = [f["itemIdentifier"] for f in down["batchItemFailures"]]
+check(len(seqs) == 1, f"DLQ down: one failure reported ({seqs})")
+if seqs:
+    idx = [r["kinesis"]["sequenceNumber"] for r in mixed].index(seqs[0])
+    check(idx > 0, f"DLQ down: checkpointed at record {idx}, after the records it stored")
+logs = open(glob.glob(f"{work}/watch-*.log")[0]).read()
+check('"requestId"' in logs and '"xrayTraceId"' in logs, "logs carry the request id and the X-Ray trace id")
+check('"CloudWatchMetrics"' in logs, "EMF metric lines are printed")
+print(f"{3 + 6 - len(failures)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
+PY
