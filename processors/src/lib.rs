@@ -24,6 +24,8 @@ pub mod esm;
 pub mod faults;
 pub mod lake;
 pub mod metrics;
+#[cfg(all(feature = "aws", feature = "emulator"))]
+pub mod redrive;
 pub mod retry;
 #[cfg(feature = "runtime")]
 pub mod runtime;
