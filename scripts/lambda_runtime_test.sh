@@ -50,6 +50,35 @@ BAD_PORT=$(free_port)
 start "$BAD_PORT" "$WORK/lake2" "/proc/no-such-dlq" ",RETRY_MAX_ATTEMPTS=2,RETRY_BASE_MS=5"
 invoke "$BAD_PORT" "$WORK/mixed/invocation-00000.json" > "$WORK/dlq-down.response"
 
+# the metrics aggregator: the same mixed batch as two invocations of one tumbling window
+python3 - "$WORK" <<'PY'
+import json, sys
+work = sys.argv[1]
+records = json.load(open(f"{work}/mixed/invocation-00000.json"))["Records"]
+half = len(records) // 2
+for name, part, final in [("window-1", records[:half], False), ("window-2", records[half:], True)]:
+    event = {"Records": part, "window": {"start": "2026-11-25T12:00:00Z", "end": "2026-11-25T12:05:00Z"},
+             "state": {}, "shardId": "shardId-000000000002", "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/events",
+             "isFinalInvokeForWindow": final, "isWindowTerminatedEarly": False}
+    json.dump(event, open(f"{work}/{name}.json", "w"))
+PY
+AGG_PORT=$(free_port)
+cargo lambda watch -p pipeline-aggregators --bin metrics-aggregator -P "$AGG_PORT" \
+  --env-var "METRICS_SINK=local,METRICS_DIR=$WORK/metrics,MAX_RECORD_BYTES=65536" > "$WORK/watch-agg.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do grep -q "starting Runtime server" "$WORK/watch-agg.log" 2>/dev/null && break; sleep 1; done
+cargo lambda invoke metrics-aggregator -P "$AGG_PORT" --data-file "$WORK/window-1.json" > "$WORK/window-1.response"
+# the second invocation carries the state the first returned, as Lambda does
+python3 - "$WORK" <<'PY'
+import json, sys
+work = sys.argv[1]
+state = json.load(open(f"{work}/window-1.response"))["state"]
+event = json.load(open(f"{work}/window-2.json"))
+event["state"] = state
+json.dump(event, open(f"{work}/window-2.json", "w"))
+PY
+cargo lambda invoke metrics-aggregator -P "$AGG_PORT" --data-file "$WORK/window-2.json" > "$WORK/window-2.response"
+
 python3 - "$WORK" <<'PY'
 import glob, json, sys
 work = sys.argv[1]
@@ -81,9 +110,21 @@ check(len(seqs) == 1, f"DLQ down: one failure reported ({seqs})")
 if seqs:
     idx = [r["kinesis"]["sequenceNumber"] for r in mixed].index(seqs[0])
     check(idx > 0, f"DLQ down: checkpointed at record {idx}, after the records it stored")
+w1, w2 = json.load(open(f"{work}/window-1.response")), json.load(open(f"{work}/window-2.response"))
+check(w1["batchItemFailures"] == [] and "aggregates_v1" in w1["state"], "aggregator: a window's first invocation returns its state")
+check(w2 == {"state": {}, "batchItemFailures": []}, "aggregator: the final invocation closes the window")
+# the archiver stored the same batch (shard 2): both functions must agree exactly
+order_files = glob.glob(f"{work}/lake/order_events/**/*.parquet", recursive=True)
+created = duckdb.sql(
+    f"SELECT count(DISTINCT event_id) FROM read_parquet({order_files!r}) "
+    "WHERE shard_id = 'shardId-000000000002' AND event_type = 'order.created'"
+).fetchall()[0][0]
+metrics = [json.loads(l) for f in glob.glob(f"{work}/metrics/**/*.jsonl", recursive=True) for l in open(f)]
+written = sum(m["orders_created"] for m in metrics)
+check(created > 0 and written == created, f"aggregator: {written} orders counted = {created} in the archiver's lake")
 logs = open(glob.glob(f"{work}/watch-*.log")[0]).read()
 check('"requestId"' in logs and '"xrayTraceId"' in logs, "logs carry the request id and the X-Ray trace id")
 check('"CloudWatchMetrics"' in logs, "EMF metric lines are printed")
-print(f"{3 + 6 - len(failures)} passed, {len(failures)} failed")
+print(f"{12 - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
 PY
