@@ -21,6 +21,10 @@ use crate::ports::{
     Store, StoreError, Write,
 };
 
+/// What a request plans to commit: the state change, its event, and the
+/// response to send (and remember, with an `Idempotency-Key`).
+type Planned = (Write, OutboxEntry, ApiResponse);
+
 /// A request, as the HTTP layer hands it over.
 #[derive(Debug, Clone)]
 pub struct ApiRequest<'a> {
@@ -439,30 +443,33 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         }
     }
 
-    fn advance(
+    /// The commit of a status change: the order at its next version (with a
+    /// history entry for `outbox`'s event), conditional on the version read.
+    fn transition_commit(
         &self,
         order: &Order,
         next: OrderStatus,
-        event_id: &str,
+        outbox: OutboxEntry,
         detail: Option<String>,
-    ) -> Order {
+        body: Value,
+    ) -> Planned {
         let mut o = order.clone();
         o.status = next;
         o.version += 1;
         o.history.push(HistoryEntry {
             status: next,
             at_ms: self.ids.now_ms(),
-            event_id: event_id.to_owned(),
+            event_id: outbox.event_id.clone(),
             detail,
         });
-        o
+        let write = Write::UpdateOrder {
+            order: o,
+            expected_version: order.version,
+        };
+        (write, outbox, ApiResponse { status: 200, body })
     }
 
-    async fn create_order(
-        &self,
-        body: &[u8],
-        cid: &str,
-    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn create_order(&self, body: &[u8], cid: &str) -> Result<Planned, ApiResponse> {
         let req: CreateOrderIn = parse(body)?;
         if !id_ok(&req.user_id) {
             return Err(invalid("user_id must be 1 to 128 characters"));
@@ -551,12 +558,7 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         Ok((Write::NewOrder(order), outbox, resp))
     }
 
-    async fn pay(
-        &self,
-        id: &str,
-        body: &[u8],
-        cid: &str,
-    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn pay(&self, id: &str, body: &[u8], cid: &str) -> Result<Planned, ApiResponse> {
         let req: PayIn = parse(body)?;
         let method =
             PaymentMethod::parse(&req.method).ok_or_else(|| invalid(PaymentMethod::EXPECTED))?;
@@ -621,23 +623,10 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
                 )
             }
         };
-        let updated = self.advance(&order, next, &outbox.event_id, detail);
-        Ok((
-            Write::UpdateOrder {
-                order: updated,
-                expected_version: order.version,
-            },
-            outbox,
-            ApiResponse { status: 200, body },
-        ))
+        Ok(self.transition_commit(&order, next, outbox, detail, body))
     }
 
-    async fn fulfil(
-        &self,
-        id: &str,
-        body: &[u8],
-        cid: &str,
-    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn fulfil(&self, id: &str, body: &[u8], cid: &str) -> Result<Planned, ApiResponse> {
         let req: FulfilIn = parse(body)?;
         if !id_ok(&req.warehouse) || !id_ok(&req.carrier) {
             return Err(invalid("warehouse and carrier must be 1 to 128 characters"));
@@ -658,29 +647,17 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             "orders.fulfil-order",
             cid,
         )?;
-        let updated = self.advance(
+        let body = json!({"order_id": order.order_id, "status": "fulfilled"});
+        Ok(self.transition_commit(
             &order,
             OrderStatus::Fulfilled,
-            &outbox.event_id,
-            Some(req.carrier.clone()),
-        );
-        let body = json!({"order_id": order.order_id, "status": "fulfilled"});
-        Ok((
-            Write::UpdateOrder {
-                order: updated,
-                expected_version: order.version,
-            },
             outbox,
-            ApiResponse { status: 200, body },
+            Some(req.carrier),
+            body,
         ))
     }
 
-    async fn cancel(
-        &self,
-        id: &str,
-        body: &[u8],
-        cid: &str,
-    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn cancel(&self, id: &str, body: &[u8], cid: &str) -> Result<Planned, ApiResponse> {
         let req: CancelIn = parse(body)?;
         let reason =
             CancelReason::parse(&req.reason).ok_or_else(|| invalid(CancelReason::EXPECTED))?;
@@ -697,28 +674,17 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
             "orders.cancel-order",
             cid,
         )?;
-        let updated = self.advance(
+        let body = json!({"order_id": order.order_id, "status": "cancelled"});
+        Ok(self.transition_commit(
             &order,
             OrderStatus::Cancelled,
-            &outbox.event_id,
-            Some(req.reason.clone()),
-        );
-        let body = json!({"order_id": order.order_id, "status": "cancelled"});
-        Ok((
-            Write::UpdateOrder {
-                order: updated,
-                expected_version: order.version,
-            },
             outbox,
-            ApiResponse { status: 200, body },
+            Some(req.reason),
+            body,
         ))
     }
 
-    async fn sign_up(
-        &self,
-        body: &[u8],
-        cid: &str,
-    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn sign_up(&self, body: &[u8], cid: &str) -> Result<Planned, ApiResponse> {
         let req: SignUpIn = parse(body)?;
         if !rules::is_email(&req.email) {
             return Err(invalid("email is not an e-mail address"));
@@ -753,12 +719,7 @@ impl<S: Store, E: EventStream, P: PaymentProvider> OrderService<S, E, P> {
         Ok((Write::NewUser(user), outbox, resp))
     }
 
-    async fn log_in(
-        &self,
-        id: &str,
-        body: &[u8],
-        cid: &str,
-    ) -> Result<(Write, OutboxEntry, ApiResponse), ApiResponse> {
+    async fn log_in(&self, id: &str, body: &[u8], cid: &str) -> Result<Planned, ApiResponse> {
         let req: LogInIn = parse(body)?;
         let method =
             LoginMethod::parse(&req.method).ok_or_else(|| invalid(LoginMethod::EXPECTED))?;
