@@ -5,9 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::future::Future;
+
 use bytes::Bytes;
-use lambda_runtime::LambdaInvocation;
+use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{Context, LambdaEvent, LambdaInvocation, Runtime, service_fn};
+use serde_json::Value;
 
 /// Hands the invocation's raw bytes to the handler untouched.
 ///
@@ -85,10 +89,44 @@ pub fn init_json_logs() {
         .init();
 }
 
+/// When retrying must stop: the invocation's deadline minus `margin`.
+pub fn deadline(context: &Context, margin: std::time::Duration) -> std::time::Instant {
+    let remaining =
+        std::time::Duration::from_millis((context.deadline as i64 - now_ms()).max(0) as u64);
+    std::time::Instant::now() + remaining.saturating_sub(margin)
+}
+
 /// Wall-clock epoch milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Runs `handler` under the Lambda runtime on the raw invocation bytes (no
+/// serde pass), with the runtime's tracing span (request id, X-Ray trace id)
+/// around every invocation. The shared shell of the function binaries.
+pub async fn run_raw<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Bytes, Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, lambda_runtime::Error>> + Send,
+{
+    let raw = RawPayload::default();
+    let slot = raw.clone();
+    let handler = Arc::new(handler);
+    let service = service_fn(move |event: LambdaEvent<Value>| {
+        let (raw, handler) = (raw.clone(), handler.clone());
+        async move {
+            let body = raw
+                .take()
+                .ok_or("the invocation payload was not captured")?;
+            handler(body, event.context).await
+        }
+    });
+    Runtime::new(service)
+        .layer(RawPayloadLayer::new(slot))
+        .layer(TracingLayer::new())
+        .run()
+        .await
 }

@@ -4,32 +4,31 @@
 //! (see `docs/metrics.md`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
+use bytes::Bytes;
+use lambda_runtime::Context;
 use pipeline_aggregators::WindowAggregator;
 use pipeline_aggregators::config::{AggregatorConfig, AnySink};
-use pipeline_processors::runtime::{RawPayload, RawPayloadLayer, init_json_logs, now_ms};
+use pipeline_processors::runtime::{deadline, init_json_logs, now_ms, run_raw};
 use pipeline_schemas::DecoderConfig;
 use serde_json::{Value, json};
 
 struct State {
     aggregator: tokio::sync::Mutex<WindowAggregator<AnySink>>,
-    raw: RawPayload,
     margin: Duration,
     namespace: String,
     function: String,
 }
 
-async fn handle(state: &State, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
-    let body = state
-        .raw
-        .take()
-        .ok_or("the invocation payload was not captured")?;
+async fn handle(
+    state: &State,
+    body: Bytes,
+    context: Context,
+) -> Result<Value, lambda_runtime::Error> {
     let mut payload: Vec<u8> = body.into();
-    let remaining = Duration::from_millis((event.context.deadline as i64 - now_ms()).max(0) as u64);
-    let deadline = Instant::now() + remaining.saturating_sub(state.margin);
+    let deadline = deadline(&context, state.margin);
     let outcome = state
         .aggregator
         .lock()
@@ -96,21 +95,15 @@ async fn main() -> anyhow::Result<()> {
                 max_record_bytes: config.max_record_bytes,
             },
         )),
-        raw: RawPayload::default(),
         margin: config.deadline_margin,
         namespace: config.namespace.clone(),
         function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
             .unwrap_or_else(|_| "metrics-aggregator".into()),
     });
-    let raw = state.raw.clone();
-    let handler = service_fn(move |event: LambdaEvent<Value>| {
+    run_raw(move |body, context| {
         let state = state.clone();
-        async move { handle(&state, event).await }
-    });
-    Runtime::new(handler)
-        .layer(RawPayloadLayer::new(raw))
-        .layer(TracingLayer::new())
-        .run()
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+        async move { handle(&state, body, context).await }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
 }

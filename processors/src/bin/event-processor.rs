@@ -4,22 +4,21 @@
 //! `docs/archiver.md`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_lambda_events::streams::KinesisEventResponse;
-use lambda_runtime::{LambdaEvent, Runtime, layers::TracingLayer, service_fn};
+use bytes::Bytes;
+use lambda_runtime::Context;
 use pipeline_processors::config::{AnyDlq, AnyStore, ProcessorConfig};
 use pipeline_processors::metrics::emf_line;
-use pipeline_processors::runtime::{RawPayload, RawPayloadLayer, init_json_logs, now_ms};
+use pipeline_processors::runtime::{deadline, init_json_logs, now_ms, run_raw};
 use pipeline_processors::{BatchProcessor, LakeArchiver};
-use serde_json::Value;
 
 type Processor = BatchProcessor<LakeArchiver<AnyStore>, AnyDlq>;
 
 struct State {
     processor: tokio::sync::Mutex<Processor>,
-    raw: RawPayload,
     margin: Duration,
     namespace: String,
     function: String,
@@ -27,15 +26,11 @@ struct State {
 
 async fn handle(
     state: &State,
-    event: LambdaEvent<Value>,
+    body: Bytes,
+    context: Context,
 ) -> Result<KinesisEventResponse, lambda_runtime::Error> {
-    let body = state
-        .raw
-        .take()
-        .ok_or("the invocation payload was not captured")?;
     let mut payload: Vec<u8> = body.into();
-    let remaining = Duration::from_millis((event.context.deadline as i64 - now_ms()).max(0) as u64);
-    let deadline = Instant::now() + remaining.saturating_sub(state.margin);
+    let deadline = deadline(&context, state.margin);
     let outcome = state
         .processor
         .lock()
@@ -78,21 +73,15 @@ async fn main() -> anyhow::Result<()> {
     );
     let state = Arc::new(State {
         processor: tokio::sync::Mutex::new(processor),
-        raw: RawPayload::default(),
         margin: config.deadline_margin,
         namespace: config.metrics_namespace.clone(),
         function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
             .unwrap_or_else(|_| "event-processor".into()),
     });
-    let raw = state.raw.clone();
-    let handler = service_fn(move |event: LambdaEvent<Value>| {
+    run_raw(move |body, context| {
         let state = state.clone();
-        async move { handle(&state, event).await }
-    });
-    Runtime::new(handler)
-        .layer(RawPayloadLayer::new(raw))
-        .layer(TracingLayer::new())
-        .run()
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+        async move { serde_json::to_value(handle(&state, body, context).await?).map_err(Into::into) }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
 }
