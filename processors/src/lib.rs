@@ -40,13 +40,3 @@ pub use lake::{Codec, LakeArchiver, LakeConfig};
 pub use retry::RetryPolicy;
 pub use store::{LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};
 
-/// The Arrow schema of a lake table by name (`user_events`, `order_events`,
-/// `order_items`), for readers that register the lake (reports).
-pub fn lake_schema(table: &str) -> arrow_schema::SchemaRef {
-    use pipeline_schemas::lake::Table;
-    match table {
-        "user_events" => Table::UserEvents.schema(),
-        "order_items" => Table::OrderItems.schema(),
-        _ => Table::OrderEvents.schema(),
-    }
-}

@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use pipeline_schemas::lake::Table;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -193,7 +194,8 @@ pub async fn run_reports(
     dead_letters: &Path,
 ) -> Result<Vec<ReportResult>, ReportError> {
     let ctx = SessionContext::new();
-    for table in ["user_events", "order_events", "order_items"] {
+    for lake_table in Table::ALL {
+        let table = lake_table.name();
         let dir = lake.join(table);
         if !dir.exists() {
             std::fs::create_dir_all(&dir).map_err(|e| ReportError::Io(dir.clone(), e))?;
@@ -202,7 +204,7 @@ pub async fn run_reports(
             ("dt".to_owned(), DataType::Utf8),
             ("hour".to_owned(), DataType::Utf8),
         ]);
-        let schema = pipeline_processors::lake_schema(table);
+        let schema = lake_table.schema();
         ctx.register_parquet(
             table,
             format!("{}/", dir.display()),
