@@ -4,28 +4,13 @@
 //! Poison records from buggy producers are mixed in by the generator.
 
 use pipeline_generator::rng::Rng;
-use pipeline_generator::{Body, Expected, GeneratedRecord, TrafficConfig, generate};
+use pipeline_generator::{Body, Expected, GeneratedRecord, MARKETS, TrafficConfig, generate};
 use pipeline_orders::payments::{GOOD_CARD, TEST_CARDS};
 use pipeline_orders::{ApiRequest, Ids, LocalProvider, MemoryStore, MemoryStream, OrderService};
 use pipeline_schemas::RecordParser;
 use serde_json::{Value, json};
 
 type Svc = OrderService<MemoryStore, MemoryStream, LocalProvider>;
-
-const COUNTRIES: &[(&str, &str, u32)] = &[
-    ("US", "USD", 30),
-    ("DE", "EUR", 14),
-    ("GB", "GBP", 12),
-    ("FR", "EUR", 9),
-    ("JP", "JPY", 8),
-    ("BR", "BRL", 6),
-    ("IN", "INR", 6),
-    ("CA", "CAD", 5),
-    ("NL", "EUR", 4),
-    ("ES", "EUR", 3),
-    ("AU", "AUD", 2),
-    ("SE", "SEK", 1),
-];
 
 /// What the simulated clients did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -83,7 +68,7 @@ pub async fn traffic(
     let mut open: Vec<(String, &'static str)> = Vec::new();
     let mut now = config.start_ms;
     let mean_gap = 1000.0 / config.events_per_second.max(0.001);
-    let weights: Vec<u32> = COUNTRIES.iter().map(|c| c.2).collect();
+    let weights: Vec<u32> = MARKETS.iter().map(|c| c.2).collect();
     let mut emitted = 0;
     let progress = crate::run::progress_bar(valid_target as u64, "producers");
     while emitted < valid_target {
@@ -103,7 +88,7 @@ pub async fn traffic(
                 let n = users.len();
                 let channel = *rng.pick(&["web", "ios", "android", "partner"]);
                 let key = format!("signup-{}-{n}", config.seed);
-                let body = json!({"email": format!("user{n}@example.com"), "country": COUNTRIES[market].0,
+                let body = json!({"email": format!("user{n}@example.com"), "country": MARKETS[market].0,
                                   "channel": channel, "marketing_opt_in": rng.chance(0.35)});
                 let resp = call(&svc, &mut stats, "POST", "/users", body.clone(), Some(&key)).await;
                 if rng.chance(0.05) {
@@ -123,7 +108,7 @@ pub async fn traffic(
                     &mut stats,
                     "POST",
                     &format!("/users/{user}/login"),
-                    json!({"method": method, "country": COUNTRIES[market].0}),
+                    json!({"method": method, "country": MARKETS[market].0}),
                     None,
                 )
                 .await;
@@ -144,7 +129,7 @@ pub async fn traffic(
                     &mut stats,
                     "POST",
                     "/orders",
-                    json!({"user_id": user, "currency": COUNTRIES[market].1, "items": items}),
+                    json!({"user_id": user, "currency": MARKETS[market].1, "items": items}),
                     None,
                 )
                 .await;

@@ -204,8 +204,9 @@ impl Default for TrafficConfig {
     }
 }
 
-/// Countries with their currency and a traffic weight.
-const MARKETS: &[(&str, &str, u32)] = &[
+/// Countries with their currency and a traffic weight: the markets every
+/// simulation of this project draws from.
+pub const MARKETS: &[(&str, &str, u32)] = &[
     ("US", "USD", 30),
     ("DE", "EUR", 14),
     ("GB", "GBP", 12),

@@ -39,4 +39,3 @@ pub use dlq::{DeadLetter, DeadLetterQueue, DlqError, LocalDeadLetters};
 pub use lake::{Codec, LakeArchiver, LakeConfig};
 pub use retry::RetryPolicy;
 pub use store::{LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};
-
