@@ -16,7 +16,7 @@ use pipeline_generator::kinesis;
 use pipeline_generator::{Expected, expected_counts, generate};
 use pipeline_processors::esm;
 use pipeline_processors::faults::{FaultPlan, FaultyDlq, FaultyStore};
-use pipeline_processors::lake::read::count_lake;
+use pipeline_processors::lake::read::{TableCounts, count_lake, scan_lake};
 use pipeline_processors::{
     BatchProcessor, DeadLetterQueue, LakeArchiver, LakeConfig, LocalDeadLetters, LocalStore,
     RecordHandler, RetryPolicy,
@@ -25,7 +25,7 @@ use pipeline_schemas::{DecoderConfig, EventData, RecordParser};
 use serde_json::json;
 
 use crate::TrafficArgs;
-use crate::lake_totals::measures_from_lake;
+use crate::lake_totals::add_measures;
 use crate::simulate;
 
 /// Options of `pipeline run`.
@@ -268,8 +268,18 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         + aggregator.sink().injected();
 
     // Reconcile: every record is a lake row or a dead letter, exactly once
-    // after de-duplication by event_id.
-    let lake = count_lake(processor.handler().store().inner()).await?;
+    // after de-duplication by event_id; one pass over the lake gives both the
+    // row counts and the measures to check the metrics against.
+    let mut lake: BTreeMap<&'static str, TableCounts> = BTreeMap::new();
+    let mut from_lake = Measures::default();
+    let files = scan_lake(processor.handler().store().inner(), |table, batch, mask| {
+        lake.entry(table.name()).or_default().add(batch, mask)?;
+        add_measures(&mut from_lake, table, batch, mask)
+    })
+    .await?;
+    for (table, n) in files {
+        lake.entry(table).or_default().files = n;
+    }
     let letters = LocalDeadLetters::new(&dlq_dir).read_all()?;
     let mut dead: BTreeMap<String, usize> = BTreeMap::new();
     for l in &letters {
@@ -316,7 +326,6 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
     for r in &written {
         metric_totals.add(&r.measures);
     }
-    let from_lake = measures_from_lake(processor.handler().store().inner()).await?;
     println!();
     println!(
         "{:<34} {:>12} {:>12}",

@@ -9,11 +9,9 @@
 //! before, during and after. A crash in between leaves duplicates that the
 //! next run removes; files the archiver writes meanwhile are not touched.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int32Type;
-use arrow_array::{BooleanArray, RecordBatch};
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use parquet::arrow::ArrowWriter;
@@ -21,7 +19,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use pipeline_schemas::lake::Table;
 
-use crate::lake::read::read_parquet;
+use crate::lake::read::{FirstSeen, read_parquet};
 use crate::store::{ObjectStore, PutOptions, StoreError};
 
 /// What compaction did to one partition.
@@ -71,7 +69,7 @@ pub async fn compact_partition<S: ObjectStore>(
     partition: &str,
     keys: &[String],
 ) -> Result<Compacted, StoreError> {
-    let mut seen: HashSet<(String, i32)> = HashSet::new();
+    let mut first = FirstSeen::default();
     let mut kept: Vec<RecordBatch> = Vec::new();
     let mut rows_in = 0;
     for key in keys {
@@ -80,20 +78,7 @@ pub async fn compact_partition<S: ObjectStore>(
         };
         for batch in read_parquet(bytes).map_err(err)? {
             rows_in += batch.num_rows();
-            let ids = batch
-                .column_by_name("event_id")
-                .ok_or_else(|| err(format!("{key}: no event_id")))?
-                .as_string::<i32>()
-                .clone();
-            let lines = batch
-                .column_by_name("line_number")
-                .map(|c| c.as_primitive::<Int32Type>().clone());
-            let mask: BooleanArray = (0..batch.num_rows())
-                .map(|r| {
-                    let line = lines.as_ref().map_or(0, |l| l.value(r));
-                    Some(seen.insert((ids.value(r).to_owned(), line)))
-                })
-                .collect();
+            let mask = first.mask(&batch).map_err(|e| err(format!("{key}: {e}")))?;
             kept.push(arrow_select::filter::filter_record_batch(&batch, &mask).map_err(err)?);
         }
     }

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{BooleanArray, RecordBatch};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pipeline_schemas::lake::Table;
@@ -22,14 +24,63 @@ pub struct TableCounts {
     pub by_event_type: BTreeMap<String, usize>,
 }
 
-/// Counts every table's rows, as an analyst de-duplicating by `event_id` would.
-pub async fn count_lake<S: ObjectStore>(
+/// Remembers the rows seen so far: the de-duplication rule of every lake
+/// reader here (counts, compaction, reconciliation). A row is its
+/// `event_id`, plus `line_number` in `order_items` (one event, many lines).
+#[derive(Debug, Default)]
+pub struct FirstSeen {
+    seen: HashSet<(String, i32)>,
+}
+
+impl FirstSeen {
+    /// `true` for the rows of `batch` not seen before (and remembers them).
+    pub fn mask(&mut self, batch: &RecordBatch) -> Result<BooleanArray, String> {
+        let ids = batch
+            .column_by_name("event_id")
+            .ok_or("no event_id column")?
+            .as_string::<i32>();
+        let lines = batch
+            .column_by_name("line_number")
+            .map(|c| c.as_primitive::<Int32Type>());
+        Ok((0..batch.num_rows())
+            .map(|r| {
+                let line = lines.map_or(-1, |l| l.value(r));
+                Some(self.seen.insert((ids.value(r).to_owned(), line)))
+            })
+            .collect())
+    }
+}
+
+impl TableCounts {
+    /// Adds a batch whose first-seen rows are `mask`.
+    pub fn add(&mut self, batch: &RecordBatch, mask: &BooleanArray) -> Result<(), String> {
+        let types = batch
+            .column_by_name("event_type")
+            .ok_or("no event_type column")?
+            .as_string::<i32>();
+        self.rows += batch.num_rows();
+        for row in (0..batch.num_rows()).filter(|&r| mask.value(r)) {
+            self.unique_rows += 1;
+            *self
+                .by_event_type
+                .entry(types.value(row).to_owned())
+                .or_insert(0) += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Reads every Parquet file of the lake once, handing each batch and the
+/// mask of its rows not seen before in that table to `visit`. Returns the
+/// number of files per table.
+pub async fn scan_lake<S: ObjectStore>(
     store: &S,
-) -> Result<BTreeMap<&'static str, TableCounts>, StoreError> {
-    let mut out = BTreeMap::new();
+    mut visit: impl FnMut(Table, &RecordBatch, &BooleanArray) -> Result<(), String>,
+) -> Result<BTreeMap<&'static str, usize>, StoreError> {
+    let mut files = BTreeMap::new();
     for table in Table::ALL {
-        let mut counts = TableCounts::default();
-        let mut seen: HashSet<(String, i32)> = HashSet::new();
+        let mut first = FirstSeen::default();
+        let mut n = 0;
         for key in store.list(&format!("{}/", table.name())).await? {
             if !key.ends_with(".parquet") {
                 continue;
@@ -37,36 +88,29 @@ pub async fn count_lake<S: ObjectStore>(
             let Some(bytes) = store.get(&key).await? else {
                 continue;
             };
-            counts.files += 1;
-            for batch in
-                read_parquet(bytes).map_err(|e| StoreError::Permanent(format!("{key}: {e}")))?
-            {
-                let ids = batch
-                    .column_by_name("event_id")
-                    .map(|c| c.as_string::<i32>().clone());
-                let types = batch
-                    .column_by_name("event_type")
-                    .map(|c| c.as_string::<i32>().clone());
-                let lines = batch
-                    .column_by_name("line_number")
-                    .map(|c| c.as_primitive::<arrow_array::types::Int32Type>().clone());
-                let (Some(ids), Some(types)) = (ids, types) else {
-                    continue;
-                };
-                for row in 0..batch.num_rows() {
-                    counts.rows += 1;
-                    let line = lines.as_ref().map_or(0, |l| l.value(row));
-                    if seen.insert((ids.value(row).to_owned(), line)) {
-                        counts.unique_rows += 1;
-                        *counts
-                            .by_event_type
-                            .entry(types.value(row).to_owned())
-                            .or_insert(0) += 1;
-                    }
-                }
+            n += 1;
+            let bad = |e: String| StoreError::Permanent(format!("{key}: {e}"));
+            for batch in read_parquet(bytes).map_err(bad)? {
+                let mask = first.mask(&batch).map_err(bad)?;
+                visit(table, &batch, &mask).map_err(bad)?;
             }
         }
-        out.insert(table.name(), counts);
+        files.insert(table.name(), n);
+    }
+    Ok(files)
+}
+
+/// Counts every table's rows, as an analyst de-duplicating by `event_id` would.
+pub async fn count_lake<S: ObjectStore>(
+    store: &S,
+) -> Result<BTreeMap<&'static str, TableCounts>, StoreError> {
+    let mut out: BTreeMap<&'static str, TableCounts> = BTreeMap::new();
+    let files = scan_lake(store, |table, batch, mask| {
+        out.entry(table.name()).or_default().add(batch, mask)
+    })
+    .await?;
+    for (table, n) in files {
+        out.entry(table).or_default().files = n;
     }
     Ok(out)
 }
