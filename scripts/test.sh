@@ -62,8 +62,8 @@ export PIPELINE_TEST_INFLUX_URL="http://127.0.0.1:$INFLUX_PORT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
 echo "== cargo test (workspace, all targets; benches run once as smoke tests)"
-cargo test --workspace --all-targets --locked
-cargo test --workspace --doc --locked
+cargo test --workspace --all-targets --all-features --locked
+cargo test --workspace --doc --all-features --locked
 
 echo "== the Lambda binaries under the Lambda Runtime API (cargo lambda watch / invoke)"
 bash scripts/lambda_runtime_test.sh

@@ -3,6 +3,8 @@
 mod compact;
 mod generate;
 mod lake_totals;
+#[cfg(feature = "aws")]
+mod redrive;
 mod replay;
 mod report;
 mod run;
@@ -32,6 +34,10 @@ enum Command {
     Compact(compact::CompactArgs),
     /// Re-run the archiver over a shard of a previous run from a sequence number.
     Replay(replay::ReplayArgs),
+    /// Bring back what the deployed pipeline set aside: failed batches from the
+    /// on-failure destination, or dead letters after a fix (feature `aws`).
+    #[cfg(feature = "aws")]
+    Redrive(redrive::RedriveArgs),
 }
 
 /// Traffic options shared by the subcommands.
@@ -94,5 +100,7 @@ fn main() -> anyhow::Result<()> {
         Command::Report(args) => report::report(&args),
         Command::Compact(args) => compact::compact(&args),
         Command::Replay(args) => replay::replay(&args),
+        #[cfg(feature = "aws")]
+        Command::Redrive(args) => redrive::redrive_cmd(&args),
     }
 }

@@ -1,5 +1,5 @@
-//! Redrive: the event source mapping's on-failure destination (an SQS queue)
-//! receives a batch's metadata when its retries run out. The redrive reads
+//! Batch redrive: the event source mapping's on-failure destination (an SQS
+//! queue) receives a batch's metadata when its retries run out. The redrive reads
 //! those messages, fetches the records from the stream (`GetShardIterator` at
 //! the start sequence number, `GetRecords` up to the end), runs them through
 //! the handler as a Lambda invocation would, and deletes the message only when
