@@ -15,6 +15,8 @@ use serde_json::Value;
 use crate::batch::{BatchProcessor, RecordHandler};
 use crate::dlq::DeadLetterQueue;
 
+use super::sdk_error;
+
 /// A batch the mapping gave up on (`KinesisBatchInfo` of the on-failure record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedBatchInfo {
@@ -74,12 +76,7 @@ pub async fn fetch(
         .starting_sequence_number(&info.start_sequence_number)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "GetShardIterator: {}",
-                aws_sdk_kinesis::error::DisplayErrorContext(&e)
-            )
-        })?
+        .map_err(sdk_error("GetShardIterator"))?
         .shard_iterator()
         .map(str::to_owned);
     let shard = info
@@ -96,12 +93,7 @@ pub async fn fetch(
             .limit(1000)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "GetRecords: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(sdk_error("GetRecords"))?;
         if page.records().is_empty() {
             break;
         }
@@ -143,12 +135,7 @@ pub async fn redrive<H: RecordHandler, D: DeadLetterQueue>(
             .visibility_timeout(300)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "ReceiveMessage: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(sdk_error("ReceiveMessage"))?;
         if got.messages().is_empty() {
             return Ok(report);
         }
@@ -198,12 +185,7 @@ pub async fn redrive<H: RecordHandler, D: DeadLetterQueue>(
                         .receipt_handle(handle)
                         .send()
                         .await
-                        .map_err(|e| {
-                            format!(
-                                "DeleteMessage: {}",
-                                aws_sdk_sqs::error::DisplayErrorContext(&e)
-                            )
-                        })?;
+                        .map_err(sdk_error("DeleteMessage"))?;
                 }
                 report.redriven += 1;
             }

@@ -39,3 +39,16 @@ impl AwsClients {
         }
     }
 }
+
+/// Formats an SDK error with its whole cause chain (the SDK's `Display` alone
+/// says only "service error").
+pub(crate) fn sdk_error<E: std::error::Error>(
+    operation: impl std::fmt::Display,
+) -> impl FnOnce(E) -> String {
+    move |e| {
+        format!(
+            "{operation}: {}",
+            aws_sdk_sqs::error::DisplayErrorContext(&e)
+        )
+    }
+}

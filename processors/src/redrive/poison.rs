@@ -19,7 +19,7 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use pipeline_schemas::{DecoderConfig, RecordParser, Rejection};
 use serde_json::Value;
 
-use super::AwsClients;
+use super::{AwsClients, sdk_error};
 
 /// Kinesis' limits for one `PutRecords` call and one record.
 const PUT_MAX_RECORDS: usize = 500;
@@ -132,12 +132,7 @@ async fn record_bytes(s3: &aws_sdk_s3::Client, letter: &Letter) -> Result<Vec<u8
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| {
-                    format!(
-                        "GetObject {uri}: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )
-                })?;
+                .map_err(sdk_error(format!("GetObject {uri}")))?;
             let bytes = object
                 .body
                 .collect()
@@ -203,12 +198,7 @@ pub async fn redrive_poison(
             .visibility_timeout(300)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "ReceiveMessage: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(sdk_error("ReceiveMessage"))?;
         if got.messages().is_empty() {
             break;
         }
@@ -292,12 +282,7 @@ pub async fn redrive_poison(
                     .receipt_handle(&p.receipt)
                     .send()
                     .await
-                    .map_err(|e| {
-                        format!(
-                            "DeleteMessage: {}",
-                            aws_sdk_sqs::error::DisplayErrorContext(&e)
-                        )
-                    })?;
+                    .map_err(sdk_error("DeleteMessage"))?;
                 report.republished += 1;
             }
             for (p, why) in failed {
