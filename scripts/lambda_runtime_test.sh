@@ -2,7 +2,8 @@
 # The Lambda binaries under the Lambda Runtime API: `cargo lambda watch` emulates
 # the runtime, `cargo lambda invoke` sends real-shaped Kinesis invocations (valid,
 # poison, mixed, and with the dead-letter queue unavailable), and the script checks
-# the partial-batch responses and what the sinks hold.
+# the partial-batch responses and what the sinks hold; then the metrics aggregator
+# (two invocations of one tumbling window) and the lake compactor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore cargo-lambda
@@ -79,8 +80,24 @@ json.dump(event, open(f"{work}/window-2.json", "w"))
 PY
 cargo lambda invoke metrics-aggregator -P "$AGG_PORT" --data-file "$WORK/window-2.json" > "$WORK/window-2.response"
 
+# the lake compactor over the archiver's lake: every partition the three invocations wrote
 python3 - "$WORK" <<'PY'
-import glob, json, sys
+import glob, json, os, sys
+work = sys.argv[1]
+days = sorted({p.split("dt=")[1][:10] for p in glob.glob(f"{work}/lake/*/dt=*")})
+files = {os.path.dirname(p) for p in glob.glob(f"{work}/lake/**/*.parquet", recursive=True)}
+json.dump({"start": f"{days[0]}T00:00:00Z", "hours": 24 * len(days)}, open(f"{work}/compact.json", "w"))
+json.dump(sorted(files), open(f"{work}/partitions-before.json", "w"))
+PY
+COMPACT_PORT=$(free_port)
+cargo lambda watch -p pipeline-processors --bin lake-compactor -P "$COMPACT_PORT" \
+  --env-var "LAKE_URI=file://$WORK/lake" > "$WORK/watch-compact.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do grep -q "starting Runtime server" "$WORK/watch-compact.log" 2>/dev/null && break; sleep 1; done
+cargo lambda invoke lake-compactor -P "$COMPACT_PORT" --data-file "$WORK/compact.json" > "$WORK/compact.response"
+
+python3 - "$WORK" <<'PY'
+import glob, json, os, sys
 work = sys.argv[1]
 failures = []
 def check(cond, what):
@@ -122,9 +139,17 @@ created = duckdb.sql(
 metrics = [json.loads(l) for f in glob.glob(f"{work}/metrics/**/*.jsonl", recursive=True) for l in open(f)]
 written = sum(m["orders_created"] for m in metrics)
 check(created > 0 and written == created, f"aggregator: {written} orders counted = {created} in the archiver's lake")
-logs = open(glob.glob(f"{work}/watch-*.log")[0]).read()
+logs = "".join(open(p).read() for p in glob.glob(f"{work}/watch-*.log"))
 check('"requestId"' in logs and '"xrayTraceId"' in logs, "logs carry the request id and the X-Ray trace id")
 check('"CloudWatchMetrics"' in logs, "EMF metric lines are printed")
-print(f"{12 - len(failures)} passed, {len(failures)} failed")
+compacted = response("compact")
+partitions = json.load(open(f"{work}/partitions-before.json"))
+per_partition = {p: len(glob.glob(f"{p}/*.parquet")) for p in partitions}
+check(compacted["partitions"] > 0 and compacted["files_in"] > compacted["partitions"],
+      f"compactor: merged {compacted['files_in']} files into {compacted['partitions']}")
+check(all(n == 1 for n in per_partition.values()), "compactor: one file per partition afterwards")
+all_rows = duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet({glob.glob(f'{work}/lake/*_events/**/*.parquet', recursive=True)!r})").fetchall()[0]
+check(all_rows[0] == all_rows[1] == rows, f"compactor: {all_rows[0]} rows, as many as before, no duplicates")
+print(f"{15 - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
 PY

@@ -328,6 +328,28 @@ impl ObjectStore for AnyStore {
     }
 }
 
+impl AnyStore {
+    /// The store at `location`, for functions that need one store and no DLQ
+    /// (compactor, report generator); loads AWS settings only for S3.
+    /// `kms_key_id` encrypts what is written (SSE-KMS), `force_path_style` is
+    /// for local S3 servers.
+    pub async fn open(
+        location: &Location,
+        kms_key_id: Option<String>,
+        force_path_style: bool,
+    ) -> AnyStore {
+        match location {
+            Location::S3 { bucket, prefix } => AnyStore::S3(S3Store::new(
+                s3_client(&sdk_config().await, force_path_style),
+                bucket,
+                prefix,
+                kms_key_id,
+            )),
+            Location::Local(p) => AnyStore::Local(LocalStore::new(p)),
+        }
+    }
+}
+
 /// The dead-letter queue chosen by configuration.
 #[derive(Debug, Clone)]
 pub enum AnyDlq {

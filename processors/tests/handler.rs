@@ -499,3 +499,62 @@ async fn compaction_merges_small_files_and_drops_retry_duplicates() {
         );
     }
 }
+
+#[tokio::test]
+async fn scheduled_compaction_touches_only_the_hours_it_is_given() {
+    use pipeline_processors::lake::compact::compact_hours;
+    use pipeline_processors::store::ObjectStore;
+    use pipeline_schemas::lake::Table;
+    // 3,000 events, one every 4 seconds: over three hours, so four partitions
+    let records = pipeline_generator::generate(pipeline_generator::TrafficConfig {
+        events: 3000,
+        seed: 17,
+        events_per_second: 0.25,
+        poison: pipeline_generator::PoisonMix::uniform(0.0),
+        max_record_bytes: 64 * 1024,
+        ..Default::default()
+    });
+    let records = pipeline_generator::kinesis::route(&records, 1).remove(0);
+    let root = temp_dir("compact-hours");
+    let mut p = local_processor(&root);
+    for chunk in records.chunks(200) {
+        p.process(&mut payload(chunk), deadline())
+            .await
+            .expect("batch");
+    }
+    let store = LocalStore::new(root.join("lake"));
+    let files = |keys: &[String], dir: &str| keys.iter().filter(|k| k.starts_with(dir)).count();
+    let before = store.list("order_events/").await.expect("list");
+    let mut partitions: Vec<String> = before
+        .iter()
+        .filter_map(|k| k.rsplit_once('/').map(|(d, _)| format!("{d}/")))
+        .collect();
+    partitions.dedup();
+    assert!(
+        partitions.len() >= 2,
+        "the traffic spans several hours: {partitions:?}"
+    );
+    // the hour of the first partition, e.g. order_events/dt=2026-11-25/hour=14/
+    let first = &partitions[0];
+    let dt = &first["order_events/dt=".len().."order_events/dt=".len() + 10];
+    let hour: i64 = first[first.len() - 3..first.len() - 1]
+        .parse()
+        .expect("hour");
+    let days =
+        pipeline_schemas::rules::parse_rfc3339_utc_ms(&format!("{dt}T00:00:00Z")).expect("date");
+    let ms = days + hour * 3_600_000;
+    let done = compact_hours(&store, Table::OrderEvents, ms, ms + 1)
+        .await
+        .expect("compacted");
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(format!("{}/", done[0].partition), *first);
+    let after = store.list("order_events/").await.expect("list");
+    assert_eq!(files(&after, first), 1);
+    for other in &partitions[1..] {
+        assert_eq!(
+            files(&after, other),
+            files(&before, other),
+            "{other} untouched"
+        );
+    }
+}

@@ -19,6 +19,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use pipeline_schemas::lake::Table;
 
+use crate::lake::Partition;
 use crate::lake::read::{FirstSeen, read_parquet};
 use crate::store::{ObjectStore, PutOptions, StoreError};
 
@@ -46,8 +47,34 @@ pub async fn compact_table<S: ObjectStore>(
     store: &S,
     table: Table,
 ) -> Result<Vec<Compacted>, StoreError> {
+    compact_under(store, &format!("{}/", table.name())).await
+}
+
+/// Compacts the partitions of `table` for the hours from `from_ms` to
+/// `to_ms` (inclusive): what a scheduled compactor does, listing only those
+/// partitions instead of the whole table.
+pub async fn compact_hours<S: ObjectStore>(
+    store: &S,
+    table: Table,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Compacted>, StoreError> {
+    let mut out = Vec::new();
+    let mut hour = from_ms.div_euclid(3_600_000);
+    while hour <= to_ms.div_euclid(3_600_000) {
+        let partition = Partition::of(hour * 3_600_000).path();
+        out.extend(compact_under(store, &format!("{}/{partition}/", table.name())).await?);
+        hour += 1;
+    }
+    Ok(out)
+}
+
+async fn compact_under<S: ObjectStore>(
+    store: &S,
+    prefix: &str,
+) -> Result<Vec<Compacted>, StoreError> {
     let mut partitions: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for key in store.list(&format!("{}/", table.name())).await? {
+    for key in store.list(prefix).await? {
         if let Some((dir, file)) = key.rsplit_once('/')
             && file.ends_with(".parquet")
         {

@@ -8,23 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use lambda_runtime::{LambdaEvent, service_fn};
 use pipeline_processors::config::{AnyStore, Location};
-use pipeline_processors::{LocalStore, aws::S3Store};
 use serde_json::{Value, json};
-
-fn store(sdk: &aws_config::SdkConfig, loc: &Location, kms: Option<String>) -> AnyStore {
-    match loc {
-        Location::S3 { bucket, prefix } => AnyStore::S3(S3Store::new(
-            pipeline_processors::aws::s3_client(
-                sdk,
-                std::env::var("S3_FORCE_PATH_STYLE").as_deref() == Ok("true"),
-            ),
-            bucket,
-            prefix,
-            kms,
-        )),
-        Location::Local(p) => AnyStore::Local(LocalStore::new(p)),
-    }
-}
 
 fn day(ms: i64) -> String {
     let (y, m, d) = pipeline_schemas::rules::civil_from_days(ms.div_euclid(86_400_000));
@@ -47,10 +31,13 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7)
         .clamp(1, 90);
-    let sdk = pipeline_processors::aws::sdk_config().await;
-    let kms = var("KMS_KEY_ID");
-    let (lake, out) = (store(&sdk, &lake, None), store(&sdk, &reports, kms));
-    let letters = letters.map(|l| store(&sdk, &l, None));
+    let path_style = var("S3_FORCE_PATH_STYLE").as_deref() == Some("true");
+    let lake = AnyStore::open(&lake, None, path_style).await;
+    let out = AnyStore::open(&reports, var("KMS_KEY_ID"), path_style).await;
+    let letters = match letters {
+        Some(l) => Some(AnyStore::open(&l, None, path_style).await),
+        None => None,
+    };
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
         let (lake, out, letters) = (lake.clone(), out.clone(), letters.clone());
         async move {
