@@ -10,7 +10,9 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -f "cargo-lambda lambda watch" 2>/dev/null || true; rm -rf "$WORK"; }
+# each emulator runs in its own process group, so cleanup stops it and its children
+# (and nothing else on the machine)
+cleanup() { for p in "${PIDS[@]}"; do kill -- "-$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 PIPELINE=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/pipeline
@@ -26,15 +28,17 @@ gen poison 240 1 2 12
 gen mixed 1500 0.1 3 13
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-start() { # port lake dlq extra-env
-  cargo lambda watch -p pipeline-processors --bin event-processor -P "$1" \
-    --env-var "LAKE_URI=file://$2,DLQ_URI=file://$3,MAX_RECORD_BYTES=65536$4" > "$WORK/watch-$1.log" 2>&1 &
+watch() { # package binary port env log: starts the Runtime API emulator, waits until it serves
+  setsid cargo lambda watch -p "$1" --bin "$2" -P "$3" --env-var "$4" > "$5" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 1 300); do
-    grep -q "starting Runtime server" "$WORK/watch-$1.log" 2>/dev/null && return 0
+  for _ in $(seq 1 600); do
+    grep -q "starting Runtime server" "$5" 2>/dev/null && return 0
     sleep 1
   done
-  echo "cargo lambda watch did not start"; cat "$WORK/watch-$1.log"; exit 1
+  echo "cargo lambda watch ($2) did not start"; cat "$5"; exit 1
+}
+start() { # port lake dlq extra-env: the event-processor
+  watch pipeline-processors event-processor "$1" "LAKE_URI=file://$2,DLQ_URI=file://$3,MAX_RECORD_BYTES=65536$4" "$WORK/watch-$1.log"
 }
 invoke() { # port file
   cargo lambda invoke event-processor -P "$1" --data-file "$2" 2> "$WORK/invoke.err" || { cat "$WORK/invoke.err"; return 1; }
@@ -64,10 +68,8 @@ for name, part, final in [("window-1", records[:half], False), ("window-2", reco
     json.dump(event, open(f"{work}/{name}.json", "w"))
 PY
 AGG_PORT=$(free_port)
-cargo lambda watch -p pipeline-aggregators --bin metrics-aggregator -P "$AGG_PORT" \
-  --env-var "METRICS_SINK=local,METRICS_DIR=$WORK/metrics,MAX_RECORD_BYTES=65536" > "$WORK/watch-agg.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do grep -q "starting Runtime server" "$WORK/watch-agg.log" 2>/dev/null && break; sleep 1; done
+watch pipeline-aggregators metrics-aggregator "$AGG_PORT" \
+  "METRICS_SINK=local,METRICS_DIR=$WORK/metrics,MAX_RECORD_BYTES=65536" "$WORK/watch-agg.log"
 cargo lambda invoke metrics-aggregator -P "$AGG_PORT" --data-file "$WORK/window-1.json" > "$WORK/window-1.response"
 # the second invocation carries the state the first returned, as Lambda does
 python3 - "$WORK" <<'PY'
@@ -90,10 +92,7 @@ json.dump({"start": f"{days[0]}T00:00:00Z", "hours": 24 * len(days)}, open(f"{wo
 json.dump(sorted(files), open(f"{work}/partitions-before.json", "w"))
 PY
 COMPACT_PORT=$(free_port)
-cargo lambda watch -p pipeline-processors --bin lake-compactor -P "$COMPACT_PORT" \
-  --env-var "LAKE_URI=file://$WORK/lake" > "$WORK/watch-compact.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do grep -q "starting Runtime server" "$WORK/watch-compact.log" 2>/dev/null && break; sleep 1; done
+watch pipeline-processors lake-compactor "$COMPACT_PORT" "LAKE_URI=file://$WORK/lake" "$WORK/watch-compact.log"
 cargo lambda invoke lake-compactor -P "$COMPACT_PORT" --data-file "$WORK/compact.json" > "$WORK/compact.response"
 
 python3 - "$WORK" <<'PY'

@@ -61,6 +61,11 @@ export PIPELINE_TEST_AWS_ENDPOINT="http://127.0.0.1:$PORT"
 export PIPELINE_TEST_INFLUX_URL="http://127.0.0.1:$INFLUX_PORT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
+echo "== the SAM template: cfn-lint, checkov (PyPI, in a virtualenv), and agreement with the code"
+python3 -m venv target/infra-lint
+target/infra-lint/bin/pip install --quiet --disable-pip-version-check cfn-lint checkov
+PATH="$(pwd)/target/infra-lint/bin:$PATH" python3 scripts/check_template.py
+
 echo "== cargo test (workspace, all targets; benches run once as smoke tests)"
 cargo test --workspace --all-targets --all-features --locked
 cargo test --workspace --doc --all-features --locked
