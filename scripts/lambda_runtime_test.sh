@@ -5,6 +5,7 @@
 # the partial-batch responses and what the sinks hold; then the metrics aggregator
 # (two invocations of one tumbling window) and the lake compactor.
 set -euo pipefail
+trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore cargo-lambda
 
@@ -41,7 +42,7 @@ start() { # port lake dlq extra-env: the event-processor
   watch pipeline-processors event-processor "$1" "LAKE_URI=file://$2,DLQ_URI=file://$3,MAX_RECORD_BYTES=65536$4" "$WORK/watch-$1.log"
 }
 invoke() { # port file
-  cargo lambda invoke event-processor -P "$1" --data-file "$2" 2> "$WORK/invoke.err" || { cat "$WORK/invoke.err"; return 1; }
+  cargo lambda invoke event-processor -P "$1" --data-file "$2" 2> "$WORK/invoke.err" || { cat "$WORK/invoke.err" >&2; return 1; }
 }
 
 OK_PORT=$(free_port)

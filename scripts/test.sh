@@ -3,6 +3,7 @@
 # speaks the AWS wire protocols), the main job end to end, and an independent
 # reader (DuckDB) over the lake it writes. Installs and starts what it needs.
 set -euo pipefail
+trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 mkdir -p target
 
