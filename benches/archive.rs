@@ -106,7 +106,8 @@ fn payload(events: usize) -> Vec<u8> {
 
 type Processor = BatchProcessor<LakeArchiver<NullStore>, NullDlq>;
 
-fn processor(store: NullStore) -> Processor {
+/// The archiver as deployed, encoding on `threads` threads (1 = the one-core figure).
+fn processor(store: NullStore, threads: usize) -> Processor {
     BatchProcessor::new(
         LakeArchiver::new(
             store,
@@ -114,6 +115,7 @@ fn processor(store: NullStore) -> Processor {
                 codec: Codec::Zstd(1),
                 if_absent: true,
                 retry: RetryPolicy::default(),
+                encode_threads: threads,
             },
         ),
         NullDlq,
@@ -142,7 +144,7 @@ fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
         big = payload(events);
     }
     let store = NullStore::default();
-    let mut ours = processor(store.clone());
+    let mut ours = processor(store.clone(), 1);
     let mut buf = big.clone();
     let ours_peak = peak_of(|| {
         let out = rt
@@ -182,20 +184,25 @@ fn archive(c: &mut Criterion) {
     let mut group = c.benchmark_group("archive_invocation");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(20);
-    let mut ours = processor(NullStore::default());
-    group.bench_function("simd_batch_core_to_parquet", |b| {
-        b.iter_batched_ref(
-            || payload.clone(),
-            |buf| {
-                let out = rt
-                    .block_on(ours.process(buf, deadline()))
-                    .expect("a Kinesis event");
-                assert_eq!(out.stats.valid, EVENTS);
-                out.stats.objects.0
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, threads) in [
+        ("simd_batch_core_to_parquet", 1),
+        ("simd_batch_core_to_parquet_2_threads", 2),
+    ] {
+        let mut ours = processor(NullStore::default(), threads);
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || payload.clone(),
+                |buf| {
+                    let out = rt
+                        .block_on(ours.process(buf, deadline()))
+                        .expect("a Kinesis event");
+                    assert_eq!(out.stats.valid, EVENTS);
+                    out.stats.objects.0
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     group.bench_function("aws_lambda_events_serde_json_to_parquet", |b| {
         b.iter(|| {
             let (valid, _, files) =

@@ -243,6 +243,7 @@ impl ProcessorConfig {
             codec: self.codec,
             if_absent: true,
             retry: self.retry,
+            encode_threads: 0,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod compact;
 pub mod read;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
@@ -70,6 +71,10 @@ pub struct LakeConfig {
     pub if_absent: bool,
     /// Retries of transient upload failures.
     pub retry: RetryPolicy,
+    /// Threads that encode an invocation's files (at most one per file). A
+    /// 1,769 MB Lambda has one vCPU, a 3,538 MB one two: `0` uses what the
+    /// machine has.
+    pub encode_threads: usize,
 }
 
 impl Default for LakeConfig {
@@ -78,6 +83,17 @@ impl Default for LakeConfig {
             codec: Codec::Zstd(1),
             if_absent: true,
             retry: RetryPolicy::default(),
+            encode_threads: 0,
+        }
+    }
+}
+
+impl LakeConfig {
+    /// The encoder threads to use (resolving `0`).
+    pub fn threads(&self) -> usize {
+        match self.encode_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -144,6 +160,16 @@ const UNIQUE_COLUMNS: &[&str] = &[
 /// Encodes `records` into Parquet files, one per (table, partition, shard).
 /// Pure and deterministic: the same records always give the same keys and bytes.
 pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>, String> {
+    encode_with(records, codec, 1)
+}
+
+/// [`encode`] on up to `threads` threads (files are independent). The files
+/// come out in the same order and with the same bytes whatever the count.
+pub fn encode_with(
+    records: &[ValidRecord<'_>],
+    codec: Codec,
+    threads: usize,
+) -> Result<Vec<LakeFile>, String> {
     // group record indices by (table, partition, shard)
     let mut groups: BTreeMap<(Table, Partition, &str), Vec<usize>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -155,6 +181,48 @@ pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>
                 .push(i);
         }
     }
+    let groups: Vec<_> = groups.into_iter().collect();
+    let props = writer_properties(codec);
+    let threads = threads.clamp(1, groups.len().max(1));
+    if threads == 1 {
+        return groups
+            .iter()
+            .map(|(key, idx)| encode_group(records, *key, idx, &props))
+            .collect();
+    }
+    // Largest first, handed out one at a time, so that one big table does
+    // not end up queued behind the others on the same thread.
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by_key(|&g| std::cmp::Reverse(groups[g].1.len()));
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, Result<LakeFile, String>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, AtomicOrdering::Relaxed);
+                        let Some(&g) = order.get(k) else { break };
+                        let (key, idx) = &groups[g];
+                        out.push((g, encode_group(records, *key, idx, &props)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| vec![(0, Err("an encoder thread panicked".to_owned()))])
+            })
+            .collect()
+    });
+    done.sort_by_key(|(g, _)| *g);
+    done.into_iter().map(|(_, file)| file).collect()
+}
+
+fn writer_properties(codec: Codec) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(codec.compression())
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -164,38 +232,42 @@ pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>
     for column in UNIQUE_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
     }
-    let props = props.build();
-    let mut files = Vec::with_capacity(groups.len());
-    for ((table, partition, shard), idx) in groups {
-        let rows = idx.iter().map(|&i| &records[i]);
-        let batch: RecordBatch = match table {
-            Table::UserEvents => columns::user_events(rows),
-            Table::OrderEvents => columns::order_events(rows),
-            Table::OrderItems => columns::order_items(rows),
-        }
-        .map_err(|e| format!("building {} batch: {e}", table.name()))?;
-        let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);
-        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.clone()))
-            .map_err(|e| format!("parquet writer: {e}"))?;
-        writer
-            .write(&batch)
-            .map_err(|e| format!("parquet write: {e}"))?;
-        writer.close().map_err(|e| format!("parquet close: {e}"))?;
-        let first = records[idx[0]].meta.sequence_number;
-        let last = records[idx[idx.len() - 1]].meta.sequence_number;
-        files.push(LakeFile {
-            table,
-            key: format!(
-                "{}/{}/part-{shard}-{first}-{last}.parquet",
-                table.name(),
-                partition.path()
-            ),
-            bytes: Bytes::from(buf),
-            rows: batch.num_rows(),
-            positions: idx.iter().map(|&i| records[i].position).collect(),
-        });
+    props.build()
+}
+
+fn encode_group(
+    records: &[ValidRecord<'_>],
+    (table, partition, shard): (Table, Partition, &str),
+    idx: &[usize],
+    props: &WriterProperties,
+) -> Result<LakeFile, String> {
+    let rows = idx.iter().map(|&i| &records[i]);
+    let batch: RecordBatch = match table {
+        Table::UserEvents => columns::user_events(rows),
+        Table::OrderEvents => columns::order_events(rows),
+        Table::OrderItems => columns::order_items(rows),
     }
-    Ok(files)
+    .map_err(|e| format!("building {} batch: {e}", table.name()))?;
+    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.clone()))
+        .map_err(|e| format!("parquet writer: {e}"))?;
+    writer
+        .write(&batch)
+        .map_err(|e| format!("parquet write: {e}"))?;
+    writer.close().map_err(|e| format!("parquet close: {e}"))?;
+    let first = records[idx[0]].meta.sequence_number;
+    let last = records[idx[idx.len() - 1]].meta.sequence_number;
+    Ok(LakeFile {
+        table,
+        key: format!(
+            "{}/{}/part-{shard}-{first}-{last}.parquet",
+            table.name(),
+            partition.path()
+        ),
+        bytes: Bytes::from(buf),
+        rows: batch.num_rows(),
+        positions: idx.iter().map(|&i| records[i].position).collect(),
+    })
 }
 
 /// The archiver: a [`RecordHandler`] that writes valid events to the lake.
@@ -223,7 +295,7 @@ impl<S: ObjectStore> RecordHandler for LakeArchiver<S> {
         if records.is_empty() {
             return report;
         }
-        let files = match encode(records, self.config.codec) {
+        let files = match encode_with(records, self.config.codec, self.config.threads()) {
             Ok(f) => f,
             Err(e) => {
                 report.errors.push(e);
@@ -282,5 +354,43 @@ mod tests {
         assert_eq!(Codec::parse("snappy"), Some(Codec::Snappy));
         assert_eq!(Codec::parse("zstd:99"), None);
         assert_eq!(Codec::parse("gzip"), None);
+    }
+
+    #[test]
+    fn parallel_encoding_gives_the_same_files_in_the_same_order() {
+        use pipeline_generator::kinesis::{self, StreamInfo};
+        // four shards and several hours in one payload: many groups
+        let traffic = pipeline_generator::generate(pipeline_generator::TrafficConfig {
+            events: 3000,
+            seed: 5,
+            events_per_second: 0.5,
+            ..Default::default()
+        });
+        let records: Vec<_> = kinesis::route(&traffic, 4).into_iter().flatten().collect();
+        let mut payload = kinesis::invocation_payload(&records, &StreamInfo::default());
+        let mut decoder = pipeline_schemas::InvocationDecoder::default();
+        let decoded = decoder.decode(&mut payload).expect("decoded");
+        let valid: Vec<ValidRecord<'_>> = decoded
+            .into_iter()
+            .enumerate()
+            .filter_map(|(position, r)| {
+                r.outcome.ok().map(|event| ValidRecord {
+                    position,
+                    meta: r.meta,
+                    event,
+                })
+            })
+            .collect();
+        let one = encode_with(&valid, Codec::Zstd(1), 1).expect("one thread");
+        assert!(one.len() > 12, "{} files", one.len());
+        for threads in [2, 3, 64] {
+            let many = encode_with(&valid, Codec::Zstd(1), threads).expect("threads");
+            assert_eq!(many.len(), one.len());
+            for (a, b) in one.iter().zip(&many) {
+                assert_eq!(a.key, b.key);
+                assert_eq!(a.bytes, b.bytes, "{}", a.key);
+                assert_eq!(a.positions, b.positions);
+            }
+        }
     }
 }
