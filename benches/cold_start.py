@@ -7,9 +7,10 @@ hand it one event, and record
 
 - init: process start -> the binary's first `GET invocation/next` (what Lambda
   reports as Init Duration),
-- first event: process start -> the response to that event posted.
+- first event: process start -> the response to that event posted,
+- peak RSS of the process (the largest over the runs).
 
-Prints the medians (and min/max) over the runs, and the stripped binary's size.
+Prints the medians (and min/max) over the runs and the binary's size.
 
     python3 benches/cold_start.py target/release/event-processor EVENT.json \
         --env LAKE_URI=file:///tmp/cs/lake --env DLQ_URI=file:///tmp/cs/dlq --runs 20
@@ -18,6 +19,7 @@ Prints the medians (and min/max) over the runs, and the stripped binary's size.
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import threading
@@ -145,6 +147,7 @@ def main():
         "init_ms_max": round(max(inits), 1),
         "first_event_ms_median": round(statistics.median(firsts), 1),
         "first_event_ms_min": round(min(firsts), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "event_bytes": len(event),
         "response_head": response[:120].decode(errors="replace"),
     }))
