@@ -79,7 +79,8 @@ fn traffic(seed: u64, events: usize, shards: u32, duplicates: f64) -> Vec<Vec<Ki
     routed
 }
 
-async fn check(seed: u64, fault_rate: f64) {
+/// Runs the traffic of `seed` with `fault_rate` failed writes; returns the faults injected.
+async fn check(seed: u64, fault_rate: f64) -> u64 {
     let shards = traffic(seed, 3000, 3, 0.03);
     let root = temp_dir("windows");
     let sink = FaultySink::new(
@@ -136,14 +137,18 @@ async fn check(seed: u64, fault_rate: f64) {
             sum(&want)
         );
     }
-    if fault_rate > 0.3 {
-        assert!(retries > 0, "faults were injected and retried");
-    }
+    // every injected fault fails a final write, which the mapping retries
+    let injected = agg.sink().injected();
+    assert!(
+        retries as u64 >= injected,
+        "{injected} faults injected, {retries} retries"
+    );
+    injected
 }
 
 #[tokio::test]
 async fn totals_equal_brute_force_with_failed_writes_and_duplicates() {
-    check(1, 0.5).await;
+    assert!(check(1, 0.5).await > 0, "faults were injected and retried");
 }
 
 proptest! {
@@ -152,6 +157,7 @@ proptest! {
     #[test]
     fn totals_equal_brute_force_for_any_seed_and_batching(seed in any::<u64>(), faulty in any::<bool>()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        // (a seed may draw no fault over a few windows; the fixed-seed test always does)
         rt.block_on(check(seed, if faulty { 0.4 } else { 0.0 }));
     }
 }
