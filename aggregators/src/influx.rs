@@ -240,16 +240,16 @@ impl MetricsSink for InfluxSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measures::{Dims, Measures};
+    use crate::measures::{Dim, Dims, Measures};
 
     #[test]
     fn lines_follow_the_protocol() {
         let r = MetricRecord {
             minute_ms: 1_795_617_420_000,
             dims: Dims {
-                country: "DE".into(),
-                currency: "EUR".into(),
-                payment_method: "card".into(),
+                country: Dim::new("DE").expect("dim"),
+                currency: Dim::new("EUR").expect("dim"),
+                payment_method: Dim::new("card").expect("dim"),
             },
             shard_id: "shardId-000000000001".into(),
             window: "1435".into(),
@@ -310,9 +310,9 @@ mod tests {
         MetricRecord {
             minute_ms: 60_000,
             dims: Dims {
-                country: "DE".into(),
-                currency: "EUR".into(),
-                payment_method: "none".into(),
+                country: Dim::new("DE").expect("dim"),
+                currency: Dim::new("EUR").expect("dim"),
+                payment_method: Dim::new("none").expect("dim"),
             },
             shard_id: "s".into(),
             window: "0000".into(),

@@ -18,6 +18,6 @@ pub mod sink;
 pub mod timestream;
 pub mod window;
 
-pub use measures::{Aggregates, Dims, Measures, SeriesKey};
+pub use measures::{Aggregates, Dim, Dims, Measures, SeriesKey};
 pub use sink::{LocalMetrics, MetricRecord, MetricsSink, SinkError, SinkReport};
 pub use window::{WindowAggregator, WindowOutcome, WindowState};

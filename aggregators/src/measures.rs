@@ -7,15 +7,80 @@ use pipeline_schemas::{Event, EventData};
 
 /// Dimensions of one metric series. `"none"` where the event type lacks one
 /// (Timestream and InfluxDB need non-empty dimension values).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Dims {
     /// ISO country code of the user or order.
-    pub country: String,
+    pub country: Dim,
     /// ISO currency code, or `none` for user events and fulfilment/cancellation.
-    pub currency: String,
+    pub currency: Dim,
     /// Payment method of payment events, or `none`.
-    pub payment_method: String,
+    pub payment_method: Dim,
 }
+
+/// One dimension value, stored inline: every value the aggregator writes fits
+/// (a country's 2 letters, a currency's 3, a payment method's at most 13,
+/// `none`), so counting an event allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dim {
+    len: u8,
+    bytes: [u8; Dim::MAX],
+}
+
+impl Dim {
+    /// The longest value, in bytes.
+    pub const MAX: usize = 15;
+
+    /// `None` when `value` is longer than [`Dim::MAX`] bytes.
+    pub fn new(value: &str) -> Option<Dim> {
+        let len = value.len();
+        if len > Dim::MAX {
+            return None;
+        }
+        let mut bytes = [0u8; Dim::MAX];
+        bytes[..len].copy_from_slice(value.as_bytes());
+        Some(Dim {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    /// The value.
+    pub fn as_str(&self) -> &str {
+        // built from a &str in `new`, so always UTF-8
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl PartialOrd for Dim {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Dim {
+    /// As the strings compare (series keep the order they had as `String`s).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes[..usize::from(self.len)].cmp(&other.bytes[..usize::from(other.len)])
+    }
+}
+
+impl std::fmt::Debug for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The dimension value of an absent dimension.
+const NONE_DIM: Dim = Dim {
+    len: 4,
+    bytes: *b"none\0\0\0\0\0\0\0\0\0\0\0",
+};
 
 /// The value written for an absent dimension.
 pub const NONE: &str = "none";
@@ -96,7 +161,7 @@ impl Measures {
 }
 
 /// A series key: the minute (epoch ms, floored) and the dimensions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
     /// Start of the minute of `occurred_at`, epoch milliseconds.
     pub minute_ms: i64,
@@ -112,22 +177,27 @@ pub fn minute_of(ms: i64) -> i64 {
     ms.div_euclid(60_000) * 60_000
 }
 
+/// The validated codes and enum names always fit; `none` otherwise.
+fn dim(value: &str) -> Dim {
+    Dim::new(value).unwrap_or(NONE_DIM)
+}
+
 /// Adds one event to `agg`. Late events land in their own minute.
 pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
     let (country, currency, method, m) = match &event.data {
         EventData::UserSignedUp(d) => (
-            d.country.as_str(),
-            NONE,
-            NONE,
+            dim(d.country.as_str()),
+            NONE_DIM,
+            NONE_DIM,
             Measures {
                 signups: 1,
                 ..Measures::default()
             },
         ),
         EventData::UserLoggedIn(d) => (
-            d.country.as_str(),
-            NONE,
-            NONE,
+            dim(d.country.as_str()),
+            NONE_DIM,
+            NONE_DIM,
             Measures {
                 logins: 1,
                 ..Measures::default()
@@ -135,9 +205,9 @@ pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
         ),
         EventData::UserProfileUpdated(_) => return,
         EventData::OrderCreated(d) => (
-            d.country.as_str(),
-            d.currency.as_str(),
-            NONE,
+            dim(d.country.as_str()),
+            dim(d.currency.as_str()),
+            NONE_DIM,
             Measures {
                 orders_created: 1,
                 gross_revenue_cents: d.total_cents,
@@ -146,9 +216,9 @@ pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
             },
         ),
         EventData::OrderPaymentSucceeded(d) => (
-            d.country.as_str(),
-            d.currency.as_str(),
-            d.method.as_str(),
+            dim(d.country.as_str()),
+            dim(d.currency.as_str()),
+            dim(d.method.as_str()),
             Measures {
                 payments_succeeded: 1,
                 payment_revenue_cents: d.amount_cents,
@@ -156,27 +226,27 @@ pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
             },
         ),
         EventData::OrderPaymentFailed(d) => (
-            d.country.as_str(),
-            d.currency.as_str(),
-            d.method.as_str(),
+            dim(d.country.as_str()),
+            dim(d.currency.as_str()),
+            dim(d.method.as_str()),
             Measures {
                 payments_failed: 1,
                 ..Measures::default()
             },
         ),
         EventData::OrderFulfilled(d) => (
-            d.country.as_str(),
-            NONE,
-            NONE,
+            dim(d.country.as_str()),
+            NONE_DIM,
+            NONE_DIM,
             Measures {
                 orders_fulfilled: 1,
                 ..Measures::default()
             },
         ),
         EventData::OrderCancelled(d) => (
-            d.country.as_str(),
-            NONE,
-            NONE,
+            dim(d.country.as_str()),
+            NONE_DIM,
+            NONE_DIM,
             Measures {
                 orders_cancelled: 1,
                 ..Measures::default()
@@ -186,9 +256,9 @@ pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
     let key = SeriesKey {
         minute_ms: minute_of(event.occurred_at_ms),
         dims: Dims {
-            country: country.to_owned(),
-            currency: currency.to_owned(),
-            payment_method: method.to_owned(),
+            country,
+            currency,
+            payment_method: method,
         },
     };
     agg.entry(key).or_default().add(&m);
@@ -197,13 +267,34 @@ pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
 /// Merges `other` into `agg`.
 pub fn merge(agg: &mut Aggregates, other: &Aggregates) {
     for (k, m) in other {
-        agg.entry(k.clone()).or_default().add(m);
+        agg.entry(*k).or_default().add(m);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dimension_values_are_inline_strings_in_string_order() {
+        let d = |s: &str| Dim::new(s).expect("fits");
+        assert_eq!(d("bank_transfer").as_str(), "bank_transfer");
+        assert_eq!(d("").as_str(), "");
+        assert_eq!(NONE_DIM, d(NONE));
+        assert!(Dim::new("sixteen_bytes_xx").is_none());
+        let mut values = vec![
+            d("none"),
+            d("US"),
+            d("DE"),
+            d("card"),
+            d("apple_pay"),
+            d("EUR"),
+        ];
+        values.sort();
+        let strings: Vec<&str> = values.iter().map(Dim::as_str).collect();
+        assert_eq!(strings, ["DE", "EUR", "US", "apple_pay", "card", "none"]);
+        assert_eq!(format!("{} {:?}", d("DE"), d("DE")), "DE \"DE\"");
+    }
 
     #[test]
     fn minutes_floor_in_utc() {

@@ -9,7 +9,7 @@ use pipeline_processors::retry::Transient;
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::measures::{Dims, Measures};
+use crate::measures::{Dim, Dims, Measures};
 
 /// Timestream's `WriteRecords` accepts at most 100 records per call.
 pub const MAX_RECORDS_PER_CALL: usize = 100;
@@ -38,9 +38,9 @@ impl MetricRecord {
     /// Dimension names and values, in a fixed order.
     pub fn dimensions(&self) -> [(&'static str, &str); 5] {
         [
-            ("country", &self.dims.country),
-            ("currency", &self.dims.currency),
-            ("payment_method", &self.dims.payment_method),
+            ("country", self.dims.country.as_str()),
+            ("currency", self.dims.currency.as_str()),
+            ("payment_method", self.dims.payment_method.as_str()),
             ("shard_id", &self.shard_id),
             ("window", &self.window),
         ]
@@ -71,9 +71,9 @@ impl MetricRecord {
         Some(MetricRecord {
             minute_ms: v.get("minute_ms")?.as_i64()?,
             dims: Dims {
-                country: s("country")?,
-                currency: s("currency")?,
-                payment_method: s("payment_method")?,
+                country: Dim::new(&s("country")?)?,
+                currency: Dim::new(&s("currency")?)?,
+                payment_method: Dim::new(&s("payment_method")?)?,
             },
             shard_id: s("shard_id")?,
             window: s("window")?,

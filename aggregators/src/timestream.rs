@@ -112,9 +112,9 @@ impl TimestreamSink {
         for r in chunk {
             let mut b = Record::builder()
                 .time(r.minute_ms.to_string())
-                .dimensions(dim("country", &r.dims.country)?)
-                .dimensions(dim("currency", &r.dims.currency)?)
-                .dimensions(dim("payment_method", &r.dims.payment_method)?);
+                .dimensions(dim("country", r.dims.country.as_str())?)
+                .dimensions(dim("currency", r.dims.currency.as_str())?)
+                .dimensions(dim("payment_method", r.dims.payment_method.as_str())?);
             for (name, value) in r.measures.named() {
                 b = b.measure_values(
                     MeasureValue::builder()
@@ -271,9 +271,9 @@ mod tests {
         MetricRecord {
             minute_ms: 60_000 * i as i64,
             dims: crate::measures::Dims {
-                country: "DE".into(),
-                currency: "EUR".into(),
-                payment_method: "none".into(),
+                country: crate::measures::Dim::new("DE").expect("dim"),
+                currency: crate::measures::Dim::new("EUR").expect("dim"),
+                payment_method: crate::measures::Dim::new("none").expect("dim"),
             },
             shard_id: "shardId-000000000000".into(),
             window: "1435".into(),

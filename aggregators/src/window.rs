@@ -23,7 +23,7 @@ use pipeline_schemas::{DecoderConfig, InvocationDecoder, InvocationError};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::measures::{Aggregates, Dims, Measures, SeriesKey, add_event};
+use crate::measures::{Aggregates, Dim, Dims, Measures, SeriesKey, add_event};
 use crate::sink::{MetricRecord, MetricsSink, SinkReport};
 
 /// The state key under which the window's aggregates travel.
@@ -81,9 +81,9 @@ impl WindowState {
             .map(|(k, m)| {
                 let mut row = vec![
                     json!(k.minute_ms),
-                    json!(k.dims.country),
-                    json!(k.dims.currency),
-                    json!(k.dims.payment_method),
+                    json!(k.dims.country.as_str()),
+                    json!(k.dims.currency.as_str()),
+                    json!(k.dims.payment_method.as_str()),
                 ];
                 row.extend(m.named().iter().map(|(_, v)| json!(v)));
                 Value::Array(row)
@@ -105,7 +105,7 @@ impl WindowState {
             if row.len() != 14 {
                 return Err("series row width".into());
             }
-            let s = |i: usize| row[i].as_str().map(str::to_owned).ok_or("dimension");
+            let s = |i: usize| row[i].as_str().and_then(Dim::new).ok_or("dimension");
             let mut values = [0u64; 10];
             for (i, slot) in values.iter_mut().enumerate() {
                 *slot = row[4 + i].as_u64().ok_or("measure")?;
@@ -156,7 +156,7 @@ pub fn records_of(
         .filter(|(_, m)| !m.is_zero())
         .map(|(k, m)| MetricRecord {
             minute_ms: k.minute_ms,
-            dims: k.dims.clone(),
+            dims: k.dims,
             shard_id: shard_id.to_owned(),
             window: hhmm(window_start_ms),
             measures: *m,
@@ -296,7 +296,7 @@ pub fn totals(records: &[MetricRecord]) -> Aggregates {
     for r in records {
         out.entry(SeriesKey {
             minute_ms: r.minute_ms,
-            dims: r.dims.clone(),
+            dims: r.dims,
         })
         .or_default()
         .add(&r.measures);
@@ -315,9 +315,9 @@ mod tests {
             SeriesKey {
                 minute_ms: 1_795_617_420_000,
                 dims: Dims {
-                    country: "DE".into(),
-                    currency: "EUR".into(),
-                    payment_method: "card".into(),
+                    country: Dim::new("DE").expect("dim"),
+                    currency: Dim::new("EUR").expect("dim"),
+                    payment_method: Dim::new("card").expect("dim"),
                 },
             },
             Measures {

@@ -17,7 +17,7 @@ use aws_sdk_timestreamwrite::config::{
 };
 use aws_smithy_types::body::SdkBody;
 use pipeline_aggregators::influx::{InfluxApi, InfluxConfig, InfluxSink};
-use pipeline_aggregators::measures::{Dims, Measures};
+use pipeline_aggregators::measures::{Dim, Dims, Measures};
 use pipeline_aggregators::timestream::TimestreamSink;
 use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError};
 use pipeline_processors::retry::RetryPolicy;
@@ -46,9 +46,9 @@ fn records(n: usize, version: i64, shard: &str) -> Vec<MetricRecord> {
         .map(|i| MetricRecord {
             minute_ms: 1_795_617_420_000 + 60_000 * (i / countries.len()) as i64,
             dims: Dims {
-                country: countries[i % countries.len()].into(),
-                currency: "EUR".into(),
-                payment_method: "card".into(),
+                country: Dim::new(countries[i % countries.len()]).expect("dim"),
+                currency: Dim::new("EUR").expect("dim"),
+                payment_method: Dim::new("card").expect("dim"),
             },
             shard_id: shard.into(),
             window: "1435".into(),
@@ -238,8 +238,10 @@ async fn timestream(spy: Arc<Spy>) -> (aws_sdk_timestreamwrite::Client, String, 
         .load()
         .await;
     let plain = aws_sdk_timestreamwrite::Client::new(&sdk);
-    let db = format!("events_{}", std::process::id());
+    // a database per test: tests run in parallel, and moto's CreateDatabase
+    // on an existing name races with the other test's CreateTable
     let table = format!("business_metrics_{}", spy.throttle.load(Ordering::SeqCst));
+    let db = format!("events_{}_{table}", std::process::id());
     let _ = plain.create_database().database_name(&db).send().await;
     plain
         .create_table()
