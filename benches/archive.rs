@@ -122,6 +122,7 @@ fn processor(store: NullStore, threads: usize) -> Processor {
         DecoderConfig::default(),
         RetryPolicy::default(),
     )
+    .with_decode_threads(threads)
 }
 
 fn deadline() -> Instant {

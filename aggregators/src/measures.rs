@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(d("").as_str(), "");
         assert_eq!(NONE_DIM, d(NONE));
         assert!(Dim::new("sixteen_bytes_xx").is_none());
-        let mut values = vec![
+        let mut values = [
             d("none"),
             d("US"),
             d("DE"),

@@ -108,11 +108,18 @@ impl<H: RecordHandler, D: DeadLetterQueue> BatchProcessor<H, D> {
     /// A processor sending valid events to `handler` and poison to `dlq`.
     pub fn new(handler: H, dlq: D, decoder: DecoderConfig, retry: RetryPolicy) -> Self {
         BatchProcessor {
-            decoder: InvocationDecoder::new(decoder),
+            decoder: InvocationDecoder::new(decoder).with_threads(0),
             handler,
             dlq,
             retry,
         }
+    }
+
+    /// Decodes on `threads` threads (`0`, the default: every core; `1` for
+    /// the one-core figures of the benchmarks).
+    pub fn with_decode_threads(mut self, threads: usize) -> Self {
+        self.decoder.set_threads(threads);
+        self
     }
 
     /// The handler.

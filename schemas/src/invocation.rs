@@ -97,9 +97,16 @@ pub struct InvocationDecoder {
     outer_buffers: Buffers,
     outer_tape: Option<Tape<'static>>,
     parser: RecordParser,
+    /// One more parser per extra thread.
+    extra_parsers: Vec<RecordParser>,
+    threads: usize,
     arena: Vec<u8>,
     spans: Vec<Span>,
 }
+
+/// Below this many records an invocation is decoded on one thread: a thread
+/// costs more than it saves.
+const PARALLEL_MIN_RECORDS: usize = 512;
 
 impl std::fmt::Debug for InvocationDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,9 +137,28 @@ impl InvocationDecoder {
             outer_buffers: Buffers::new(64 * 1024),
             outer_tape: Some(Tape::null().reset()),
             parser: RecordParser::new(),
+            extra_parsers: Vec::new(),
+            threads: 1,
             arena: Vec::new(),
             spans: Vec::new(),
         }
+    }
+
+    /// Decodes records (base64 and parsing) on up to `threads` threads; `0`
+    /// uses every core. The outer payload is read on one. Results are the
+    /// same, in the same order, whatever the count. A 3,538 MB Lambda has two
+    /// vCPUs.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.set_threads(threads);
+        self
+    }
+
+    /// See [`InvocationDecoder::with_threads`].
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
     }
 
     /// The limits in force.
@@ -162,6 +188,8 @@ impl InvocationDecoder {
             outer_buffers,
             outer_tape,
             parser,
+            extra_parsers,
+            threads: _,
             arena,
             spans,
         } = self;
@@ -199,26 +227,98 @@ impl InvocationDecoder {
             arena.resize(total, 0);
         }
 
-        // Pass 2: decode base64 into the arena, then parse each record in place.
-        let mut rest: &'p mut [u8] = &mut arena[..];
-        let mut out = Vec::with_capacity(metas.len());
-        for (meta, span) in metas.into_iter().zip(spans.iter()) {
-            let outcome = match span {
-                Span::Rejected(r) => Err(r.clone()),
-                Span::Data { len } => {
-                    let taken = std::mem::take(&mut rest);
-                    let (chunk, tail) = taken.split_at_mut(len + RECORD_PADDING);
-                    rest = tail;
-                    decode_one(parser, meta.data_base64, chunk, *len)
+        // Pass 2: decode base64 into the arena, then parse each record in
+        // place; in contiguous slices of records (and of the arena) on
+        // several threads when the invocation is large enough.
+        let threads = if metas.len() >= PARALLEL_MIN_RECORDS {
+            self.threads.max(1)
+        } else {
+            1
+        };
+        let arena = &mut arena[..total];
+        let out = if threads == 1 {
+            decode_slice(parser, metas, spans, arena)
+        } else {
+            while extra_parsers.len() < threads - 1 {
+                extra_parsers.push(RecordParser::new());
+            }
+            // cut points balanced by decoded bytes
+            let mut cuts = Vec::with_capacity(threads);
+            let (mut bytes, mut offset) = (0usize, 0usize);
+            let mut arena_cuts = Vec::with_capacity(threads);
+            for (i, span) in spans.iter().enumerate() {
+                if cuts.len() + 1 < threads && bytes * threads >= total * (cuts.len() + 1) {
+                    cuts.push(i);
+                    arena_cuts.push(offset);
                 }
-            };
-            out.push(DecodedRecord { meta, outcome });
-        }
+                if let Span::Data { len } = span {
+                    bytes += len + RECORD_PADDING;
+                    offset += len + RECORD_PADDING;
+                }
+            }
+            let mut metas = metas;
+            let mut pieces = Vec::with_capacity(threads);
+            let (mut arena_rest, mut spans_rest) = (arena, &spans[..]);
+            let (mut done_records, mut done_bytes) = (0usize, 0usize);
+            for (&cut, &arena_cut) in cuts.iter().zip(&arena_cuts) {
+                let tail_metas = metas.split_off(cut - done_records);
+                let (piece_arena, tail_arena) = arena_rest.split_at_mut(arena_cut - done_bytes);
+                let (piece_spans, tail_spans) = spans_rest.split_at(cut - done_records);
+                pieces.push((metas, piece_spans, piece_arena));
+                (metas, arena_rest, spans_rest) = (tail_metas, tail_arena, tail_spans);
+                (done_records, done_bytes) = (cut, arena_cut);
+            }
+            pieces.push((metas, spans_rest, arena_rest));
+            let mut pieces = pieces.into_iter();
+            let first = pieces.next();
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = pieces
+                    .zip(extra_parsers.iter_mut())
+                    .map(|((m, sp, a), p)| scope.spawn(move || decode_slice(p, m, sp, a)))
+                    .collect();
+                let mut out = match first {
+                    Some((m, sp, a)) => decode_slice(parser, m, sp, a),
+                    None => Vec::new(),
+                };
+                for w in workers {
+                    match w.join() {
+                        Ok(records) => out.extend(records),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                }
+                out
+            })
+        };
         Ok(DecodedInvocation {
             records: out,
             window,
         })
     }
+}
+
+/// Decodes the records of one slice of the invocation into `arena` (which
+/// holds exactly their decoded bytes and padding).
+fn decode_slice<'p>(
+    parser: &mut RecordParser,
+    metas: Vec<RecordMeta<'p>>,
+    spans: &[Span],
+    arena: &'p mut [u8],
+) -> Vec<DecodedRecord<'p>> {
+    let mut rest: &'p mut [u8] = arena;
+    let mut out = Vec::with_capacity(metas.len());
+    for (meta, span) in metas.into_iter().zip(spans.iter()) {
+        let outcome = match span {
+            Span::Rejected(r) => Err(r.clone()),
+            Span::Data { len } => {
+                let taken = std::mem::take(&mut rest);
+                let (chunk, tail) = taken.split_at_mut(len + RECORD_PADDING);
+                rest = tail;
+                decode_one(parser, meta.data_base64, chunk, *len)
+            }
+        };
+        out.push(DecodedRecord { meta, outcome });
+    }
+    out
 }
 
 /// A decoded invocation: its records and, for tumbling-window event source

@@ -142,3 +142,26 @@ fn order_events_follow_the_state_machine() {
     }
     assert!(state.values().filter(|s| **s == "done").count() > 500);
 }
+
+#[test]
+fn decoding_on_several_threads_gives_the_same_records_in_order() {
+    // large and small records, every kind of poison, all in one invocation
+    // (above the parallel threshold) so that the cuts fall everywhere
+    for seed in [4, 5] {
+        let records = generate(config(seed, 0.3));
+        let batch: Vec<_> = kinesis::route(&records, 1).remove(0);
+        let limits = DecoderConfig {
+            max_record_bytes: 16 * 1024,
+        };
+        let mut one = InvocationDecoder::new(limits).with_threads(1);
+        let mut payload_one = kinesis::invocation_payload(&batch, &StreamInfo::default());
+        let want = one.decode(&mut payload_one).expect("one thread");
+        for threads in [2, 3, 7] {
+            let mut many = InvocationDecoder::new(limits).with_threads(threads);
+            let mut payload = kinesis::invocation_payload(&batch, &StreamInfo::default());
+            let got = many.decode(&mut payload).expect("threads");
+            assert_eq!(got.len(), batch.len());
+            assert_eq!(got, want, "seed {seed}, {threads} threads");
+        }
+    }
+}
