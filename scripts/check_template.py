@@ -3,8 +3,8 @@ is justified next to its resource), and the template agrees with the code:
 
 - every Lambda binary of the workspace is deployed, as arm64 provided.al2023 built
   by cargo-lambda, with a role of its own;
-- no role allows a wildcard action, and only X-Ray's actions (which take no
-  resource) are granted on every resource;
+- no role allows a wildcard action, and only the actions that take no resource
+  (X-Ray's, Timestream's DescribeEndpoints) are granted on every resource;
 - the stream consumers' event source mappings set every failure-handling setting;
 - the Glue tables have the columns of infra/athena/*.sql (which a Rust test holds
   to the Arrow schemas of the lake);
@@ -84,7 +84,9 @@ for name, res in resources.items():
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             check(all("*" not in a for a in actions), f"{name}/{st.get('Sid')}: no wildcard action")
             if st.get("Resource") == "*":
-                check(all(a.startswith("xray:") for a in actions), f"{name}/{st.get('Sid')}: '*' only for X-Ray")
+                # the only actions that take no resource
+                check(all(a.startswith("xray:") or a == "timestream:DescribeEndpoints" for a in actions),
+                      f"{name}/{st.get('Sid')}: '*' only for X-Ray and Timestream endpoint discovery")
     check("ManagedPolicyArns" not in res["Properties"], f"{name}: no managed policies (they grant more)")
 
 REQUIRED_ESM = {"BatchSize", "MaximumBatchingWindowInSeconds", "ParallelizationFactor", "BisectBatchOnFunctionError",
