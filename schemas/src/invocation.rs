@@ -243,16 +243,14 @@ impl InvocationDecoder {
                 extra_parsers.push(RecordParser::new());
             }
             // cut points balanced by decoded bytes
-            let mut cuts = Vec::with_capacity(threads);
-            let (mut bytes, mut offset) = (0usize, 0usize);
-            let mut arena_cuts = Vec::with_capacity(threads);
+            // (record index, arena offset) of each cut
+            let mut cuts: Vec<(usize, usize)> = Vec::with_capacity(threads);
+            let mut offset = 0usize;
             for (i, span) in spans.iter().enumerate() {
-                if cuts.len() + 1 < threads && bytes * threads >= total * (cuts.len() + 1) {
-                    cuts.push(i);
-                    arena_cuts.push(offset);
+                if cuts.len() + 1 < threads && offset * threads >= total * (cuts.len() + 1) {
+                    cuts.push((i, offset));
                 }
                 if let Span::Data { len } = span {
-                    bytes += len + RECORD_PADDING;
                     offset += len + RECORD_PADDING;
                 }
             }
@@ -260,7 +258,7 @@ impl InvocationDecoder {
             let mut pieces = Vec::with_capacity(threads);
             let (mut arena_rest, mut spans_rest) = (arena, &spans[..]);
             let (mut done_records, mut done_bytes) = (0usize, 0usize);
-            for (&cut, &arena_cut) in cuts.iter().zip(&arena_cuts) {
+            for &(cut, arena_cut) in &cuts {
                 let tail_metas = metas.split_off(cut - done_records);
                 let (piece_arena, tail_arena) = arena_rest.split_at_mut(arena_cut - done_bytes);
                 let (piece_spans, tail_spans) = spans_rest.split_at(cut - done_records);

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::batch::{BatchProcessor, RecordHandler};
 use crate::dlq::DeadLetterQueue;
 
-use super::sdk_error;
+use super::{delete, receive, sdk_error};
 
 /// A batch the mapping gave up on (`KinesisBatchInfo` of the on-failure record).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,18 +128,11 @@ pub async fn redrive<H: RecordHandler, D: DeadLetterQueue>(
 ) -> Result<RedriveReport, String> {
     let mut report = RedriveReport::default();
     loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(300)
-            .send()
-            .await
-            .map_err(sdk_error("ReceiveMessage"))?;
-        if got.messages().is_empty() {
+        let messages = receive(sqs, queue_url).await?;
+        if messages.is_empty() {
             return Ok(report);
         }
-        for m in got.messages() {
+        for m in &messages {
             report.messages += 1;
             let Some(info) = m.body().and_then(FailedBatchInfo::from_message) else {
                 report
@@ -180,12 +173,7 @@ pub async fn redrive<H: RecordHandler, D: DeadLetterQueue>(
             }
             if all_done {
                 if let Some(handle) = m.receipt_handle() {
-                    sqs.delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .map_err(sdk_error("DeleteMessage"))?;
+                    delete(sqs, queue_url, handle).await?;
                 }
                 report.redriven += 1;
             }

@@ -52,3 +52,35 @@ pub(crate) fn sdk_error<E: std::error::Error>(
         )
     }
 }
+
+/// Up to 10 messages of `queue_url`, hidden from other readers for five
+/// minutes while a redrive works on them (empty when the queue is drained).
+pub(crate) async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+    let got = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .visibility_timeout(300)
+        .send()
+        .await
+        .map_err(sdk_error("ReceiveMessage"))?;
+    Ok(got.messages.unwrap_or_default())
+}
+
+/// Deletes a message once what it names is durably handled.
+pub(crate) async fn delete(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipt: &str,
+) -> Result<(), String> {
+    sqs.delete_message()
+        .queue_url(queue_url)
+        .receipt_handle(receipt)
+        .send()
+        .await
+        .map_err(sdk_error("DeleteMessage"))?;
+    Ok(())
+}

@@ -19,7 +19,7 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use pipeline_schemas::{DecoderConfig, RecordParser, Rejection};
 use serde_json::Value;
 
-use super::{AwsClients, sdk_error};
+use super::{AwsClients, delete, receive, sdk_error};
 
 /// Kinesis' limits for one `PutRecords` call and one record.
 const PUT_MAX_RECORDS: usize = 500;
@@ -121,8 +121,9 @@ fn s3_location(uri: &str) -> Option<(&str, &str)> {
 
 /// The record bytes of a letter, fetching a claim check from S3.
 async fn record_bytes(s3: &aws_sdk_s3::Client, letter: &Letter) -> Result<Vec<u8>, String> {
+    let claimed;
     let b64 = match &letter.data {
-        LetterData::Inline(b64) => b64.clone(),
+        LetterData::Inline(b64) => b64.as_str(),
         LetterData::ClaimCheck(uri) => {
             let (bucket, key) =
                 s3_location(uri).ok_or_else(|| format!("bad claim-check URI {uri}"))?;
@@ -141,12 +142,13 @@ async fn record_bytes(s3: &aws_sdk_s3::Client, letter: &Letter) -> Result<Vec<u8
                 .into_bytes();
             let v: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("claim check {uri} is not JSON: {e}"))?;
-            match Letter::from_value(&v)?.data {
+            claimed = match Letter::from_value(&v)?.data {
                 LetterData::Inline(b64) => b64,
                 LetterData::ClaimCheck(_) => {
                     return Err(format!("claim check {uri} points at another claim check"));
                 }
-            }
+            };
+            claimed.as_str()
         }
     };
     base64_simd::STANDARD
@@ -190,20 +192,12 @@ pub async fn redrive_poison(
     // Messages left in the queue are made visible again at the end of the pass.
     let mut release: Vec<String> = Vec::new();
     while Instant::now() < deadline {
-        let got = clients
-            .sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(300)
-            .send()
-            .await
-            .map_err(sdk_error("ReceiveMessage"))?;
-        if got.messages().is_empty() {
+        let messages = receive(&clients.sqs, queue_url).await?;
+        if messages.is_empty() {
             break;
         }
         let mut pending = Vec::new();
-        for m in got.messages() {
+        for m in &messages {
             report.messages += 1;
             let Some(receipt) = m.receipt_handle().map(str::to_owned) else {
                 continue;
@@ -275,14 +269,7 @@ pub async fn redrive_poison(
         for chunk in put_chunks(pending) {
             let (done, failed) = put_all(&clients.kinesis, stream_name, chunk, deadline).await?;
             for p in done {
-                clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(&p.receipt)
-                    .send()
-                    .await
-                    .map_err(sdk_error("DeleteMessage"))?;
+                delete(&clients.sqs, queue_url, &p.receipt).await?;
                 report.republished += 1;
             }
             for (p, why) in failed {
