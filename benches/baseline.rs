@@ -411,7 +411,7 @@ pub fn archive_invocation(
                 .approximate_arrival_timestamp
                 .0
                 .timestamp_millis(),
-            data_base64: "",
+            data_base64: b"",
         };
         let event = e.event().ok_or("validated event did not convert")?;
         valid.push(pipeline_processors::ValidRecord {

@@ -63,7 +63,8 @@ impl DeadLetter {
             partition_key: meta.partition_key.to_owned(),
             arrival_ms: meta.arrival_ms,
             event_source_arn: meta.event_source_arn.to_owned(),
-            data_base64: meta.data_base64.to_owned(),
+            // text unless the payload was not JSON-clean (Lambda's always is)
+            data_base64: String::from_utf8_lossy(meta.data_base64).into_owned(),
         }
     }
 

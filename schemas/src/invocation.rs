@@ -1,7 +1,7 @@
 //! Decodes a whole Lambda invocation from Kinesis: the raw payload bytes, as
 //! the Lambda runtime receives them, to validated events or reason codes.
 //!
-//! The outer payload is parsed once with simd-json. Every record's base64
+//! The outer payload is read once by [`crate::envelope`]. Every record's base64
 //! `data` is decoded (SIMD) into one packed arena with simd-json's padding
 //! between records, and each record is then parsed in place from the arena.
 //! Record metadata borrows from the payload, events borrow from the arena:
@@ -10,7 +10,6 @@
 use std::borrow::Cow;
 
 use base64_simd::{Out, STANDARD};
-use simd_json::{Buffers, Node, StaticNode, Tape};
 use thiserror::Error;
 
 use crate::event::Event;
@@ -78,7 +77,9 @@ pub struct RecordMeta<'p> {
     /// `approximateArrivalTimestamp`, in epoch milliseconds.
     pub arrival_ms: i64,
     /// The record exactly as received (base64), for the dead-letter queue.
-    pub data_base64: &'p str,
+    /// Bytes, not `str`: it is checked as base64 when decoded, which is
+    /// stricter than UTF-8 and would make a second check redundant.
+    pub data_base64: &'p [u8],
 }
 
 /// One record of the invocation: its metadata and its verdict.
@@ -94,8 +95,6 @@ pub struct DecodedRecord<'p> {
 /// the largest invocation seen and are then reused.
 pub struct InvocationDecoder {
     config: DecoderConfig,
-    outer_buffers: Buffers,
-    outer_tape: Option<Tape<'static>>,
     parser: RecordParser,
     /// One more parser per extra thread.
     extra_parsers: Vec<RecordParser>,
@@ -134,8 +133,6 @@ impl InvocationDecoder {
     pub fn new(config: DecoderConfig) -> Self {
         InvocationDecoder {
             config,
-            outer_buffers: Buffers::new(64 * 1024),
-            outer_tape: Some(Tape::null().reset()),
             parser: RecordParser::new(),
             extra_parsers: Vec::new(),
             threads: 1,
@@ -166,7 +163,7 @@ impl InvocationDecoder {
         self.config
     }
 
-    /// Decodes `payload` (simd-json rewrites strings in place, hence `mut`).
+    /// Decodes `payload` (escaped strings are rewritten in place, hence `mut`).
     /// Every record yields exactly one [`DecodedRecord`], in order; a bad
     /// record never fails the batch.
     pub fn decode<'p>(
@@ -185,27 +182,22 @@ impl InvocationDecoder {
     ) -> Result<DecodedInvocation<'p>, InvocationError> {
         let Self {
             config,
-            outer_buffers,
-            outer_tape,
             parser,
             extra_parsers,
             threads: _,
             arena,
             spans,
         } = self;
-        let mut tape: Tape<'p> = outer_tape.take().unwrap_or_else(Tape::null).reset();
-        let parsed = match simd_json::fill_tape(payload, outer_buffers, &mut tape) {
-            Ok(()) => read_records(&tape.0).and_then(|m| Ok((m, read_window(&tape.0)?))),
-            Err(e) => Err(InvocationError::NotJson(e.to_string())),
-        };
-        *outer_tape = Some(tape.reset());
-        let (metas, window) = parsed?;
+        let crate::envelope::Envelope {
+            records: metas,
+            window,
+        } = crate::envelope::read_envelope(payload)?;
 
         // Pass 1: sizes, base64 validity, size limit.
         spans.clear();
         let mut total = 0usize;
         for meta in &metas {
-            let b64 = meta.data_base64.as_bytes();
+            let b64 = meta.data_base64;
             let estimate = STANDARD.estimated_decoded_length(b64.len());
             let span = if estimate > config.max_record_bytes + 2 {
                 Span::Rejected(too_large(estimate, config.max_record_bytes))
@@ -347,63 +339,13 @@ pub struct TumblingWindow<'p> {
     pub terminated_early: bool,
 }
 
-fn read_window<'p>(nodes: &[Node<'p>]) -> Result<Option<TumblingWindow<'p>>, InvocationError> {
-    let bad = |field| InvocationError::BadWindow { field };
-    let mut window = None;
-    let mut w = TumblingWindow {
-        start_ms: 0,
-        end_ms: 0,
-        shard_id: "",
-        state: Vec::new(),
-        is_final: false,
-        terminated_early: false,
-    };
-    for (key, value) in entries(nodes) {
-        match (key, value.first()) {
-            ("window", Some(Node::Object { .. })) => {
-                let mut start = None;
-                let mut end = None;
-                for (k, v) in entries(value) {
-                    let ms = match v.first() {
-                        Some(Node::String(s)) => crate::rules::parse_rfc3339_utc_ms(s),
-                        _ => None,
-                    };
-                    match k {
-                        "start" => start = Some(ms.ok_or(bad("window.start"))?),
-                        "end" => end = Some(ms.ok_or(bad("window.end"))?),
-                        _ => {}
-                    }
-                }
-                w.start_ms = start.ok_or(bad("window.start"))?;
-                w.end_ms = end.ok_or(bad("window.end"))?;
-                window = Some(());
-            }
-            ("state", Some(Node::Object { .. })) => {
-                for (k, v) in entries(value) {
-                    match v.first() {
-                        Some(Node::String(s)) => w.state.push((k, s)),
-                        _ => return Err(bad("state")),
-                    }
-                }
-            }
-            ("shardId", Some(Node::String(s))) => w.shard_id = s,
-            ("isFinalInvokeForWindow", Some(Node::Static(StaticNode::Bool(b)))) => w.is_final = *b,
-            ("isWindowTerminatedEarly", Some(Node::Static(StaticNode::Bool(b)))) => {
-                w.terminated_early = *b
-            }
-            _ => {}
-        }
-    }
-    Ok(window.map(|()| w))
-}
-
 fn decode_one<'p>(
     parser: &mut RecordParser,
-    b64: &str,
+    b64: &[u8],
     chunk: &'p mut [u8],
     len: usize,
 ) -> Result<Event<'p>, Rejection> {
-    match STANDARD.decode(b64.as_bytes(), Out::from_slice(&mut chunk[..len])) {
+    match STANDARD.decode(b64, Out::from_slice(&mut chunk[..len])) {
         Ok(decoded) if decoded.len() == len => {}
         _ => return Err(bad_base64()),
     }
@@ -422,99 +364,4 @@ fn bad_base64() -> Rejection {
         ReasonCode::InvalidBase64,
         Cow::Borrowed("kinesis.data is not valid base64"),
     )
-}
-
-#[inline]
-fn width(node: &Node<'_>) -> usize {
-    match node {
-        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
-        _ => 1,
-    }
-}
-
-/// Iterates the (key, value sub-tape) pairs of the object at `nodes[0]`.
-fn entries<'t, 'p>(nodes: &'t [Node<'p>]) -> impl Iterator<Item = (&'p str, &'t [Node<'p>])> {
-    let len = match nodes.first() {
-        Some(Node::Object { len, .. }) => *len,
-        _ => 0,
-    };
-    let mut idx = 1;
-    (0..len).map_while(move |_| {
-        let Some(Node::String(key)) = nodes.get(idx) else {
-            return None;
-        };
-        let w = width(nodes.get(idx + 1)?);
-        let value = nodes.get(idx + 1..idx + 1 + w)?;
-        idx += 1 + w;
-        Some((*key, value))
-    })
-}
-
-fn read_records<'p>(nodes: &[Node<'p>]) -> Result<Vec<RecordMeta<'p>>, InvocationError> {
-    let records = entries(nodes)
-        .find(|(k, _)| *k == "Records")
-        .map(|(_, v)| v)
-        .ok_or(InvocationError::NoRecords)?;
-    let Some(Node::Array { len, .. }) = records.first() else {
-        return Err(InvocationError::NoRecords);
-    };
-    let mut out = Vec::with_capacity(*len);
-    let mut idx = 1;
-    for index in 0..*len {
-        let Some(node) = records.get(idx) else { break };
-        let w = width(node);
-        let record = records.get(idx..idx + w).unwrap_or(&[]);
-        idx += w;
-        out.push(read_meta(index, record)?);
-    }
-    Ok(out)
-}
-
-fn read_meta<'p>(index: usize, record: &[Node<'p>]) -> Result<RecordMeta<'p>, InvocationError> {
-    let bad = |field| InvocationError::BadRecord { index, field };
-    let (mut kinesis, mut event_id, mut arn) = (None, None, None);
-    for (key, value) in entries(record) {
-        match (key, value.first()) {
-            ("kinesis", Some(Node::Object { .. })) => kinesis = Some(value),
-            ("eventID", Some(Node::String(s))) => event_id = Some(*s),
-            ("eventSourceARN", Some(Node::String(s))) => arn = Some(*s),
-            _ => {}
-        }
-    }
-    let kinesis = kinesis.ok_or(bad("kinesis"))?;
-    let (mut seq, mut key, mut data, mut arrival) = (None, None, None, None);
-    for (k, value) in entries(kinesis) {
-        match (k, value.first()) {
-            ("sequenceNumber", Some(Node::String(s))) => seq = Some(*s),
-            ("partitionKey", Some(Node::String(s))) => key = Some(*s),
-            ("data", Some(Node::String(s))) => data = Some(*s),
-            ("approximateArrivalTimestamp", Some(Node::Static(n))) => {
-                arrival = match n {
-                    StaticNode::F64(f) if f.is_finite() => Some((f * 1000.0).round() as i64),
-                    StaticNode::I64(v) => Some(v.saturating_mul(1000)),
-                    StaticNode::U64(v) => Some(
-                        i64::try_from(*v)
-                            .unwrap_or(i64::MAX / 1000)
-                            .saturating_mul(1000),
-                    ),
-                    _ => None,
-                }
-            }
-            _ => {}
-        }
-    }
-    let event_id = event_id.ok_or(bad("eventID"))?;
-    let shard_id = event_id
-        .split_once(':')
-        .map(|(s, _)| s)
-        .ok_or(bad("eventID"))?;
-    Ok(RecordMeta {
-        index,
-        sequence_number: seq.ok_or(bad("kinesis.sequenceNumber"))?,
-        partition_key: key.ok_or(bad("kinesis.partitionKey"))?,
-        shard_id,
-        event_source_arn: arn.ok_or(bad("eventSourceARN"))?,
-        arrival_ms: arrival.ok_or(bad("kinesis.approximateArrivalTimestamp"))?,
-        data_base64: data.ok_or(bad("kinesis.data"))?,
-    })
 }

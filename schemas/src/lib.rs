@@ -10,6 +10,7 @@
 //! The JSON Schema files under `schemas/json/` state the same contract for
 //! producers in other languages; a test keeps both in agreement.
 
+mod envelope;
 pub mod event;
 pub mod invocation;
 pub mod lake;

@@ -38,7 +38,7 @@ fn every_record_gets_its_intended_verdict() {
                     assert_eq!(rec.meta.partition_key, src.partition_key);
                     assert_eq!(rec.meta.arrival_ms, src.arrival_ms);
                     assert_eq!(rec.meta.shard_id, kinesis::shard_id(src.shard));
-                    assert_eq!(rec.meta.data_base64, src.data_base64);
+                    assert_eq!(rec.meta.data_base64, src.data_base64.as_bytes());
                     let got = match &rec.outcome {
                         Ok(e) => Expected::Valid(e.event_type()),
                         Err(r) => Expected::Poison(r.reason),
@@ -164,4 +164,42 @@ fn decoding_on_several_threads_gives_the_same_records_in_order() {
             assert_eq!(got, want, "seed {seed}, {threads} threads");
         }
     }
+}
+
+#[test]
+fn a_data_string_that_is_not_clean_json_text_is_one_poison_record() {
+    // `data` is checked by the base64 decoder, not by the envelope reader:
+    // raw control or non-UTF-8 bytes there reject that record, not the batch
+    let records = generate(TrafficConfig {
+        events: 4,
+        seed: 9,
+        poison: PoisonMix::uniform(0.0),
+        ..TrafficConfig::default()
+    });
+    let batch: Vec<_> = kinesis::route(&records, 1).remove(0);
+    let mut payload = kinesis::invocation_payload(&batch, &StreamInfo::default());
+    for (n, bad) in [(1, 0xff), (2, 0x01)] {
+        let data = batch[n].data_base64.as_bytes();
+        let at = payload
+            .windows(data.len())
+            .position(|w| w == data)
+            .expect("the record's data in the payload");
+        payload[at + 3] = bad;
+    }
+    let mut decoder = InvocationDecoder::default();
+    let decoded = decoder
+        .decode(&mut payload)
+        .expect("the batch is still read");
+    assert_eq!(decoded.len(), 4);
+    for (i, record) in decoded.iter().enumerate() {
+        match i {
+            1 | 2 => assert_eq!(
+                record.outcome.as_ref().map_err(|r| r.reason),
+                Err(ReasonCode::InvalidBase64),
+                "record {i}"
+            ),
+            _ => assert!(record.outcome.is_ok(), "record {i}"),
+        }
+    }
+    assert_eq!(decoded[1].meta.data_base64[3], 0xff);
 }
