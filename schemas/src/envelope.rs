@@ -28,6 +28,7 @@ pub(crate) fn read_envelope(payload: &mut [u8]) -> Result<Envelope<'_>, Invocati
     let mut reader = Reader {
         rest: payload,
         offset: 0,
+        last_shard: "",
     };
     let envelope = reader.document().map_err(|e| match e {
         Failure::Syntax { at, what } => InvocationError::NotJson(format!("{what} at byte {at}")),
@@ -68,6 +69,10 @@ struct Reader<'p> {
     rest: &'p mut [u8],
     /// Bytes already read, for error messages.
     offset: usize,
+    /// The previous record's shard id. Equal ids are made the same slice,
+    /// compared here while the bytes are in cache: every record of an
+    /// invocation is from one shard, and the lake groups rows by shard.
+    last_shard: &'p str,
 }
 
 impl<'p> Reader<'p> {
@@ -199,10 +204,15 @@ impl<'p> Reader<'p> {
         })?;
         let (seq, key, data, arrival) = kinesis.ok_or(bad("kinesis"))?;
         let event_id: &str = event_id.ok_or(bad("eventID"))?;
-        let shard_id = event_id
+        let mut shard_id = event_id
             .split_once(':')
             .map(|(s, _)| s)
             .ok_or(bad("eventID"))?;
+        if shard_id == self.last_shard {
+            shard_id = self.last_shard;
+        } else {
+            self.last_shard = shard_id;
+        }
         Ok(RecordMeta {
             index,
             sequence_number: seq.ok_or(bad("kinesis.sequenceNumber"))?,
