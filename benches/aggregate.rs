@@ -7,40 +7,16 @@
 //! million events, from a 200,000-event run through the tumbling-window
 //! event source mapping (4 shards, 60-second windows).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use pipeline_aggregators::WindowAggregator;
 use pipeline_aggregators::emulator::{WindowMapping, run_shard};
-use pipeline_aggregators::measures::add_event;
-use pipeline_aggregators::sink::MAX_RECORDS_PER_CALL;
-use pipeline_aggregators::window::{WindowState, records_of};
-use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError, SinkReport, WindowAggregator};
-use pipeline_generator::kinesis::{self, StreamInfo, WindowFields};
+use pipeline_benches::fixtures::{CountingSink, payload};
+use pipeline_generator::kinesis;
 use pipeline_generator::{TrafficConfig, generate};
 use pipeline_schemas::DecoderConfig;
-
-/// Counts records and the `WriteRecords` calls Timestream would need.
-#[derive(Clone, Default)]
-struct CountingSink {
-    records: Arc<AtomicUsize>,
-    calls: Arc<AtomicUsize>,
-}
-
-impl MetricsSink for CountingSink {
-    async fn write(&self, records: &[MetricRecord], _: Instant) -> Result<SinkReport, SinkError> {
-        self.records.fetch_add(records.len(), Ordering::Relaxed);
-        self.calls.fetch_add(
-            records.len().div_ceil(MAX_RECORDS_PER_CALL),
-            Ordering::Relaxed,
-        );
-        Ok(SinkReport {
-            written: records.len(),
-            ..SinkReport::default()
-        })
-    }
-}
 
 fn report_request_rate(rt: &tokio::runtime::Runtime) {
     const EVENTS: usize = 200_000;
@@ -80,21 +56,7 @@ fn aggregate(c: &mut Criterion) {
         report_request_rate(&rt);
     }
     const EVENTS: usize = 10_000;
-    let records = generate(TrafficConfig {
-        events: EVENTS,
-        seed: 7,
-        ..TrafficConfig::default()
-    });
-    let shard = kinesis::route(&records, 1).remove(0);
-    let fields = WindowFields {
-        start_ms: 0,
-        end_ms: 60_000,
-        shard_id: kinesis::shard_id(0),
-        state: Vec::new(),
-        is_final: true,
-        terminated_early: false,
-    };
-    let payload = kinesis::invocation_payload_with(&shard, &StreamInfo::default(), Some(&fields));
+    let payload = payload(EVENTS, true);
     let mut group = c.benchmark_group("aggregate_invocation");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(20);
@@ -115,20 +77,9 @@ fn aggregate(c: &mut Criterion) {
     group.bench_function("aws_lambda_events_serde_json", |b| {
         b.iter(|| {
             // the ordinary path: deserialize the whole event, parse each record, aggregate
-            let event: aws_lambda_events::event::kinesis::KinesisEvent =
-                serde_json::from_slice(&payload).expect("a Kinesis event");
-            let mut state = WindowState::default();
-            for record in &event.records {
-                if let Ok(e) = pipeline_benches::parse_record(&record.kinesis.data.0)
-                    && let Some(ev) = e.event()
-                    && state
-                        .seen
-                        .insert(pipeline_aggregators::window::id_digest(ev.event_id))
-                {
-                    add_event(&mut state.aggregates, &ev);
-                }
-            }
-            records_of(&state, "shardId-000000000000", 0, 60_000).len()
+            pipeline_benches::aggregate_invocation(&payload)
+                .expect("a Kinesis event")
+                .len()
         })
     });
     group.finish();

@@ -7,18 +7,12 @@
 //! handling a 6 MB invocation (a counting global allocator), for both paths.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use pipeline_generator::kinesis::{self, StreamInfo};
-use pipeline_generator::{TrafficConfig, generate};
-use pipeline_processors::{
-    BatchProcessor, Codec, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig,
-    ObjectStore, PutOptions, PutOutcome, RetryPolicy, StoreError,
-};
+use pipeline_benches::fixtures::{NullDlq, NullStore, payload};
+use pipeline_processors::{BatchProcessor, Codec, LakeArchiver, LakeConfig, RetryPolicy};
 use pipeline_schemas::DecoderConfig;
 
 /// Counts live heap bytes and their high-water mark.
@@ -62,48 +56,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// An object store that keeps nothing but the byte count (the upload itself
-/// is I/O, not what this benchmark measures).
-#[derive(Clone, Default)]
-struct NullStore(Arc<AtomicUsize>);
-
-impl ObjectStore for NullStore {
-    async fn put(&self, _: &str, body: Bytes, _: PutOptions) -> Result<PutOutcome, StoreError> {
-        self.0.fetch_add(body.len(), Ordering::Relaxed);
-        Ok(PutOutcome::Written)
-    }
-    async fn get(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
-        Ok(None)
-    }
-    async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn uri(&self, key: &str) -> String {
-        format!("null://{key}")
-    }
-}
-
-struct NullDlq;
-
-impl DeadLetterQueue for NullDlq {
-    async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), DlqError>> {
-        letters.iter().map(|_| Ok(())).collect()
-    }
-}
-
-fn payload(events: usize) -> Vec<u8> {
-    let records = generate(TrafficConfig {
-        events,
-        seed: 7,
-        ..TrafficConfig::default()
-    });
-    let shards = kinesis::route(&records, 1);
-    kinesis::invocation_payload(&shards[0], &StreamInfo::default())
-}
-
 type Processor = BatchProcessor<LakeArchiver<NullStore>, NullDlq>;
 
 /// The archiver as deployed, encoding on `threads` threads (1 = the one-core figure).
@@ -139,10 +91,10 @@ fn peak_of(f: impl FnOnce()) -> usize {
 fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
     // ~6 MB: Lambda's synchronous payload limit
     let mut events = 5600;
-    let mut big = payload(events);
+    let mut big = payload(events, false);
     while big.len() < 6 * 1000 * 1000 - 12_000 {
         events += 50;
-        big = payload(events);
+        big = payload(events, false);
     }
     let store = NullStore::default();
     let mut ours = processor(store.clone(), 1);
@@ -181,7 +133,7 @@ fn archive(c: &mut Criterion) {
         report_memory_and_size(&rt);
     }
     const EVENTS: usize = 10_000;
-    let payload = payload(EVENTS);
+    let payload = payload(EVENTS, false);
     let mut group = c.benchmark_group("archive_invocation");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(20);

@@ -3,6 +3,8 @@
 //! structs, then the same contract checks (the shared [`rules`]), so both
 //! sides do the same work and reach the same verdicts.
 
+pub mod fixtures;
+
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use pipeline_schemas::rules::{self, MAX_ID_CHARS, MAX_INT32, MAX_SAFE_INTEGER, MAX_SHORT_CHARS};
 use pipeline_schemas::{
@@ -422,6 +424,27 @@ pub fn archive_invocation(
     }
     let files = pipeline_processors::lake::encode(&valid, codec)?;
     Ok((valid.len(), rejected, files))
+}
+
+/// Aggregates an invocation the ordinary way: the whole `KinesisEvent`
+/// through `serde_json`, [`parse_record`] on each record, then the same
+/// de-duplication and aggregation as ours. Returns the metric records of the
+/// window.
+pub fn aggregate_invocation(
+    payload: &[u8],
+) -> Result<Vec<pipeline_aggregators::MetricRecord>, serde_json::Error> {
+    use pipeline_aggregators::window::{WindowState, id_digest, records_of};
+    let event: KinesisEvent = serde_json::from_slice(payload)?;
+    let mut state = WindowState::default();
+    for record in &event.records {
+        if let Ok(e) = parse_record(&record.kinesis.data.0)
+            && let Some(ev) = e.event()
+            && state.seen.insert(id_digest(ev.event_id))
+        {
+            pipeline_aggregators::measures::add_event(&mut state.aggregates, &ev);
+        }
+    }
+    Ok(records_of(&state, "shardId-000000000000", 0, 60_000))
 }
 
 #[cfg(test)]

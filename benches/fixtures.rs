@@ -1,0 +1,93 @@
+//! What the benchmarks share: the generated invocation payloads and sinks
+//! that keep only counts (uploads and API calls are I/O, not what the
+//! benchmarks measure).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use pipeline_aggregators::sink::MAX_RECORDS_PER_CALL;
+use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError, SinkReport};
+use pipeline_generator::kinesis::{self, StreamInfo, WindowFields};
+use pipeline_generator::{TrafficConfig, generate};
+use pipeline_processors::{
+    DeadLetter, DeadLetterQueue, DlqError, ObjectStore, PutOptions, PutOutcome, StoreError,
+};
+
+/// One shard's invocation of `events` records of the generated mix (seed 7),
+/// as the Lambda runtime receives it. With `window`, it carries the
+/// tumbling-window fields of the final invocation of a 60-second window, as
+/// the aggregator's event source mapping sends them (the archiver ignores them).
+pub fn payload(events: usize, window: bool) -> Vec<u8> {
+    let records = generate(TrafficConfig {
+        events,
+        seed: 7,
+        ..TrafficConfig::default()
+    });
+    let shard = kinesis::route(&records, 1).remove(0);
+    let fields = window.then(|| WindowFields {
+        start_ms: 0,
+        end_ms: 60_000,
+        shard_id: kinesis::shard_id(0),
+        state: Vec::new(),
+        is_final: true,
+        terminated_early: false,
+    });
+    kinesis::invocation_payload_with(&shard, &StreamInfo::default(), fields.as_ref())
+}
+
+/// An object store that keeps nothing but the byte count.
+#[derive(Clone, Default)]
+pub struct NullStore(pub Arc<AtomicUsize>);
+
+impl ObjectStore for NullStore {
+    async fn put(&self, _: &str, body: Bytes, _: PutOptions) -> Result<PutOutcome, StoreError> {
+        self.0.fetch_add(body.len(), Ordering::Relaxed);
+        Ok(PutOutcome::Written)
+    }
+    async fn get(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(None)
+    }
+    async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn uri(&self, key: &str) -> String {
+        format!("null://{key}")
+    }
+}
+
+/// A dead-letter queue that accepts every letter.
+pub struct NullDlq;
+
+impl DeadLetterQueue for NullDlq {
+    async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), DlqError>> {
+        letters.iter().map(|_| Ok(())).collect()
+    }
+}
+
+/// Counts metric records and the `WriteRecords` calls Timestream would need.
+#[derive(Clone, Default)]
+pub struct CountingSink {
+    /// Metric records written.
+    pub records: Arc<AtomicUsize>,
+    /// `WriteRecords` calls they would take.
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl MetricsSink for CountingSink {
+    async fn write(&self, records: &[MetricRecord], _: Instant) -> Result<SinkReport, SinkError> {
+        self.records.fetch_add(records.len(), Ordering::Relaxed);
+        self.calls.fetch_add(
+            records.len().div_ceil(MAX_RECORDS_PER_CALL),
+            Ordering::Relaxed,
+        );
+        Ok(SinkReport {
+            written: records.len(),
+            ..SinkReport::default()
+        })
+    }
+}
