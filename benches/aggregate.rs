@@ -60,20 +60,26 @@ fn aggregate(c: &mut Criterion) {
     let mut group = c.benchmark_group("aggregate_invocation");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(20);
-    let mut ours = WindowAggregator::new(CountingSink::default(), DecoderConfig::default());
-    group.bench_function("simd_window_aggregator", |b| {
-        b.iter_batched_ref(
-            || payload.clone(),
-            |buf| {
-                let out = rt
-                    .block_on(ours.process(buf, Instant::now() + Duration::from_secs(60)))
-                    .expect("aggregated");
-                assert_eq!(out.stats.counted, EVENTS);
-                out.stats.sink.map_or(0, |s| s.written)
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, threads) in [
+        ("simd_window_aggregator", 1),
+        ("simd_window_aggregator_2_threads", 2),
+    ] {
+        let mut ours = WindowAggregator::new(CountingSink::default(), DecoderConfig::default())
+            .with_decode_threads(threads);
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || payload.clone(),
+                |buf| {
+                    let out = rt
+                        .block_on(ours.process(buf, Instant::now() + Duration::from_secs(60)))
+                        .expect("aggregated");
+                    assert_eq!(out.stats.counted, EVENTS);
+                    out.stats.sink.map_or(0, |s| s.written)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     group.bench_function("aws_lambda_events_serde_json", |b| {
         b.iter(|| {
             // the ordinary path: deserialize the whole event, parse each record, aggregate
