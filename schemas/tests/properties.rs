@@ -139,3 +139,74 @@ proptest! {
         }
     }
 }
+
+/// A Kinesis event as serde_json writes it, with `extra` values in every
+/// object Lambda's schema may grow, and `key` as the partition key.
+fn envelope_with(extra: &Value, key: &str, pretty: bool) -> Vec<u8> {
+    let event = serde_json::json!({
+        "extra": extra,
+        "Records": [{
+            "extra": extra,
+            "kinesis": {
+                "extra": extra,
+                "partitionKey": key,
+                "sequenceNumber": "49590338271490256608559692538361571095921575989136588898",
+                "data": "eyJhIjoxfQ==",
+                "approximateArrivalTimestamp": 1545084650.987,
+            },
+            "eventID": "shardId-000000000006:49590338271490256608559692538361571095921575989136588898",
+            "eventSourceARN": "arn:aws:kinesis:us-east-2:123456789012:stream/s",
+        }],
+    });
+    let text = if pretty {
+        serde_json::to_vec_pretty(&event)
+    } else {
+        serde_json::to_vec(&event)
+    };
+    text.expect("serialisable")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The envelope reader reads any JSON serde_json writes: unknown values of
+    /// every shape are skipped, escaped and non-ASCII strings come out as
+    /// written, whitespace does not matter.
+    #[test]
+    fn the_envelope_reads_whatever_valid_json_lambda_could_send(
+        extra in arbitrary_json(),
+        key in ".{0,40}",
+        pretty in any::<bool>(),
+    ) {
+        let mut payload = envelope_with(&extra, &key, pretty);
+        let mut decoder = InvocationDecoder::default();
+        let decoded = decoder.decode(&mut payload).expect("a valid Kinesis event");
+        prop_assert_eq!(decoded.len(), 1);
+        let meta = &decoded[0].meta;
+        prop_assert_eq!(meta.partition_key, key.as_str());
+        prop_assert_eq!(meta.shard_id, "shardId-000000000006");
+        prop_assert_eq!(meta.arrival_ms, 1_545_084_650_987);
+        prop_assert_eq!(meta.data_base64, b"eyJhIjoxfQ==");
+    }
+
+    /// Cut or corrupted anywhere outside `data`, the envelope is refused
+    /// (or is still JSON serde_json accepts); never a panic.
+    #[test]
+    fn a_damaged_envelope_is_refused_not_misread(
+        extra in arbitrary_json(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let payload = envelope_with(&extra, "k", false);
+        let at = at.index(payload.len());
+        let mut decoder = InvocationDecoder::default();
+        prop_assert!(decoder.decode(&mut payload[..at].to_vec()).is_err());
+        let data = payload.windows(12).position(|w| w == b"eyJhIjoxfQ==").expect("data");
+        let mut damaged = payload.clone();
+        damaged[at] = byte;
+        let accepted = decoder.decode(&mut damaged.clone()).is_ok();
+        if accepted && !(data..data + 12).contains(&at) {
+            prop_assert!(serde_json::from_slice::<Value>(&damaged).is_ok());
+        }
+    }
+}
