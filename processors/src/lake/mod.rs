@@ -12,15 +12,20 @@ pub mod compact;
 pub mod read;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use futures_util::future::join_all;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use pipeline_schemas::EventData;
 use pipeline_schemas::lake::Table;
@@ -163,8 +168,11 @@ pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>
     encode_with(records, codec, 1)
 }
 
-/// [`encode`] on up to `threads` threads (files are independent). The files
-/// come out in the same order and with the same bytes whatever the count.
+/// [`encode`] on up to `threads` threads. The unit of work is one column of
+/// one file, not a file: an invocation holds a few files of very different
+/// sizes (order events dominate), so files alone balance badly over two
+/// cores. The files come out in the same order and with the same bytes
+/// whatever the count (and the same bytes as `ArrowWriter`, tested).
 pub fn encode_with(
     records: &[ValidRecord<'_>],
     codec: Codec,
@@ -172,43 +180,160 @@ pub fn encode_with(
 ) -> Result<Vec<LakeFile>, String> {
     let groups = group_rows(records);
     let props = writer_properties(codec);
-    let threads = threads.clamp(1, groups.len().max(1));
-    if threads == 1 {
-        return groups
-            .iter()
-            .map(|(key, idx)| encode_group(records, *key, idx, &props))
-            .collect();
+    let threads = threads.max(1);
+    // largest files first, so that the big one is not started last
+    let mut by_size: Vec<usize> = (0..groups.len()).collect();
+    by_size.sort_by_key(|&g| std::cmp::Reverse(groups[g].1.len()));
+
+    // 1. one Arrow batch per file
+    let batches = on_threads(threads, &by_size, |g| {
+        let ((table, _, _), idx) = &groups[g];
+        build_batch(records, *table, idx)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+
+    // 2. every column chunk of every file, largest files first
+    let mut files = Vec::with_capacity(groups.len());
+    let mut tasks = Vec::new();
+    for &g in &by_size {
+        let (file, columns) = start_file(&batches[g], &props)?;
+        files.push((g, file));
+        tasks.extend(columns.into_iter().map(|c| std::sync::Mutex::new(Some(c))));
     }
-    // Largest first, handed out one at a time, so that one big table does
-    // not end up queued behind the others on the same thread.
-    let mut order: Vec<usize> = (0..groups.len()).collect();
-    order.sort_by_key(|&g| std::cmp::Reverse(groups[g].1.len()));
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, Result<LakeFile, String>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, AtomicOrdering::Relaxed);
-                        let Some(&g) = order.get(k) else { break };
-                        let (key, idx) = &groups[g];
-                        out.push((g, encode_group(records, *key, idx, &props)));
-                    }
-                    out
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| vec![(0, Err("an encoder thread panicked".to_owned()))])
-            })
-            .collect()
+    let order: Vec<usize> = (0..tasks.len()).collect();
+    let chunks = on_threads(threads, &order, |t| {
+        let (mut writer, leaf) = tasks[t]
+            .lock()
+            .map_err(|_| "an encoder thread panicked".to_owned())?
+            .take()
+            .ok_or("a column was encoded twice")?;
+        writer
+            .write(&leaf)
+            .and_then(|()| writer.close())
+            .map_err(|e| format!("parquet write: {e}"))
     });
+
+    // 3. the files, each from its chunks in column order
+    let mut chunks = chunks.into_iter();
+    let mut done: Vec<(usize, LakeFile)> = Vec::with_capacity(files.len());
+    for (g, mut file) in files {
+        let columns = file.schema_descr().num_columns();
+        let mut row_group = file
+            .next_row_group()
+            .map_err(|e| format!("parquet row group: {e}"))?;
+        for _ in 0..columns {
+            let chunk = chunks.next().ok_or("a column chunk is missing")??;
+            chunk
+                .append_to_row_group(&mut row_group)
+                .map_err(|e| format!("parquet column chunk: {e}"))?;
+        }
+        row_group
+            .close()
+            .map_err(|e| format!("parquet row group: {e}"))?;
+        let bytes = file
+            .into_inner()
+            .map_err(|e| format!("parquet close: {e}"))?;
+        let ((table, partition, shard), idx) = &groups[g];
+        let first = records[idx[0]].meta.sequence_number;
+        let last = records[idx[idx.len() - 1]].meta.sequence_number;
+        done.push((
+            g,
+            LakeFile {
+                table: *table,
+                key: format!(
+                    "{}/{}/part-{shard}-{first}-{last}.parquet",
+                    table.name(),
+                    partition.path()
+                ),
+                bytes: Bytes::from(bytes),
+                rows: batches[g].num_rows(),
+                positions: idx.iter().map(|&i| records[i].position).collect(),
+            },
+        ));
+    }
     done.sort_by_key(|(g, _)| *g);
-    done.into_iter().map(|(_, file)| file).collect()
+    Ok(done.into_iter().map(|(_, file)| file).collect())
+}
+
+/// Runs `work` for every index in `order` on up to `threads` scoped threads
+/// (taken one at a time, so a slow one does not hold up a queue); results
+/// come back indexed like `order`'s values.
+fn on_threads<T: Send>(
+    threads: usize,
+    order: &[usize],
+    work: impl Fn(usize) -> Result<T, String> + Sync,
+) -> Vec<Result<T, String>> {
+    let mut out: Vec<Option<Result<T, String>>> = (0..order.len()).map(|_| None).collect();
+    let threads = threads.clamp(1, order.len().max(1));
+    if threads == 1 {
+        for &i in order {
+            out[i] = Some(work(i));
+        }
+    } else {
+        let next = AtomicUsize::new(0);
+        let done: Vec<(usize, Result<T, String>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, AtomicOrdering::Relaxed);
+                            let Some(&i) = order.get(k) else { break };
+                            mine.push((i, work(i)));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        for (i, result) in done {
+            out[i] = Some(result);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("an encoder thread panicked".to_owned())))
+        .collect()
+}
+
+/// A column writer and the column it is to encode.
+type ColumnTask = (ArrowColumnWriter, ArrowLeafColumn);
+
+/// A Parquet file writer for `batch`, as `ArrowWriter` would open it (the
+/// Arrow schema in the footer), and one encoding task per leaf column.
+fn start_file(
+    batch: &RecordBatch,
+    props: &WriterProperties,
+) -> Result<(SerializedFileWriter<Vec<u8>>, Vec<ColumnTask>), String> {
+    let schema = batch.schema();
+    let mut props = props.clone();
+    add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+    let parquet_schema = ArrowSchemaConverter::new()
+        .with_coerce_types(props.coerce_types())
+        .convert(&schema)
+        .map_err(|e| format!("parquet schema: {e}"))?;
+    let buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);
+    let file = SerializedFileWriter::new(buf, parquet_schema.root_schema_ptr(), Arc::new(props))
+        .map_err(|e| format!("parquet writer: {e}"))?;
+    let writers = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&schema))
+        .create_column_writers(0)
+        .map_err(|e| format!("parquet column writers: {e}"))?;
+    let mut leaves = Vec::with_capacity(writers.len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        leaves.extend(compute_leaves(field, column).map_err(|e| format!("parquet levels: {e}"))?);
+    }
+    if leaves.len() != writers.len() {
+        return Err(format!(
+            "{} leaf columns for {} column writers",
+            leaves.len(),
+            writers.len()
+        ));
+    }
+    Ok((file, writers.into_iter().zip(leaves).collect()))
 }
 
 /// (table, partition, shard): one file each.
@@ -265,39 +390,18 @@ fn writer_properties(codec: Codec) -> WriterProperties {
     props.build()
 }
 
-fn encode_group(
+fn build_batch(
     records: &[ValidRecord<'_>],
-    (table, partition, shard): (Table, Partition, &str),
+    table: Table,
     idx: &[usize],
-    props: &WriterProperties,
-) -> Result<LakeFile, String> {
+) -> Result<RecordBatch, String> {
     let rows = idx.iter().map(|&i| &records[i]);
-    let batch: RecordBatch = match table {
+    match table {
         Table::UserEvents => columns::user_events(rows),
         Table::OrderEvents => columns::order_events(rows),
         Table::OrderItems => columns::order_items(rows),
     }
-    .map_err(|e| format!("building {} batch: {e}", table.name()))?;
-    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.clone()))
-        .map_err(|e| format!("parquet writer: {e}"))?;
-    writer
-        .write(&batch)
-        .map_err(|e| format!("parquet write: {e}"))?;
-    writer.close().map_err(|e| format!("parquet close: {e}"))?;
-    let first = records[idx[0]].meta.sequence_number;
-    let last = records[idx[idx.len() - 1]].meta.sequence_number;
-    Ok(LakeFile {
-        table,
-        key: format!(
-            "{}/{}/part-{shard}-{first}-{last}.parquet",
-            table.name(),
-            partition.path()
-        ),
-        bytes: Bytes::from(buf),
-        rows: batch.num_rows(),
-        positions: idx.iter().map(|&i| records[i].position).collect(),
-    })
+    .map_err(|e| format!("building {} batch: {e}", table.name()))
 }
 
 /// The archiver: a [`RecordHandler`] that writes valid events to the lake.
@@ -437,6 +541,22 @@ mod tests {
         assert_eq!(group_rows(&mixed), naive.into_iter().collect::<Vec<_>>());
         let one = encode_with(&valid, Codec::Zstd(1), 1).expect("one thread");
         assert!(one.len() > 12, "{} files", one.len());
+        // column by column, the files are what ArrowWriter writes for the same batch
+        let props = writer_properties(Codec::Zstd(1));
+        for ((key, idx), file) in group_rows(&valid).iter().zip(&one) {
+            let batch = build_batch(&valid, key.0, idx).expect("batch");
+            let mut reference = Vec::new();
+            let mut writer = parquet::arrow::ArrowWriter::try_new(
+                &mut reference,
+                batch.schema(),
+                Some(props.clone()),
+            )
+            .expect("writer");
+            writer.write(&batch).expect("write");
+            writer.close().expect("close");
+            assert_eq!(file.bytes, reference, "{}", file.key);
+            assert_eq!(file.rows, batch.num_rows());
+        }
         for threads in [2, 3, 64] {
             let many = encode_with(&valid, Codec::Zstd(1), threads).expect("threads");
             assert_eq!(many.len(), one.len());
