@@ -7,9 +7,11 @@
 //! exactly those bytes (simd-json's structural index and tape over 10 MB
 //! took a quarter of the archiver's time). This reader is a strict JSON
 //! parser of its own: one pass over a string, eight bytes at a time, finds
-//! its end and checks every byte, and the string is borrowed from the payload; escaped strings are
-//! unescaped in place. Values the pipeline does not use are validated and
-//! skipped. Anything that is not JSON is rejected with the byte offset.
+//! its end and checks every byte; strings are borrowed from the payload and
+//! escaped ones unescaped in place. Values the pipeline does not use are
+//! validated and skipped. Anything that is not JSON is rejected with the
+//! byte offset. `data` is the exception: it is only delimited, and the base64
+//! decoder checks it (a bad one is one poison record, not a bad invocation).
 
 use crate::invocation::{InvocationError, RecordMeta, TumblingWindow};
 
