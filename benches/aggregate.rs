@@ -8,12 +8,11 @@
 //! event source mapping (4 shards, 60-second windows).
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pipeline_aggregators::WindowAggregator;
 use pipeline_aggregators::emulator::{WindowMapping, run_shard};
-use pipeline_benches::fixtures::{CountingSink, payload};
+use pipeline_benches::fixtures::{CountingSink, deadline, payload, runtime};
 use pipeline_generator::kinesis;
 use pipeline_generator::{TrafficConfig, generate};
 use pipeline_schemas::DecoderConfig;
@@ -46,10 +45,7 @@ fn report_request_rate(rt: &tokio::runtime::Runtime) {
 }
 
 fn aggregate(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     // the one-off reports are for measurement runs (`cargo bench`), not the
     // test-mode smoke run of `cargo test --all-targets`
     if std::env::args().any(|a| a == "--bench") {
@@ -71,7 +67,7 @@ fn aggregate(c: &mut Criterion) {
                 || payload.clone(),
                 |buf| {
                     let out = rt
-                        .block_on(ours.process(buf, Instant::now() + Duration::from_secs(60)))
+                        .block_on(ours.process(buf, deadline()))
                         .expect("aggregated");
                     assert_eq!(out.stats.counted, EVENTS);
                     out.stats.sink.map_or(0, |s| s.written)

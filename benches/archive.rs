@@ -8,12 +8,10 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use pipeline_benches::fixtures::{NullDlq, NullStore, payload};
-use pipeline_processors::{BatchProcessor, Codec, LakeArchiver, LakeConfig, RetryPolicy};
-use pipeline_schemas::DecoderConfig;
+use pipeline_benches::fixtures::{NullStore, archiver, deadline, payload, runtime};
+use pipeline_processors::Codec;
 
 /// Counts live heap bytes and their high-water mark.
 struct Counting;
@@ -56,31 +54,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-type Processor = BatchProcessor<LakeArchiver<NullStore>, NullDlq>;
-
-/// The archiver as deployed, encoding on `threads` threads (1 = the one-core figure).
-fn processor(store: NullStore, threads: usize) -> Processor {
-    BatchProcessor::new(
-        LakeArchiver::new(
-            store,
-            LakeConfig {
-                codec: Codec::Zstd(1),
-                if_absent: true,
-                retry: RetryPolicy::default(),
-                encode_threads: threads,
-            },
-        ),
-        NullDlq,
-        DecoderConfig::default(),
-        RetryPolicy::default(),
-    )
-    .with_decode_threads(threads)
-}
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(60)
-}
-
 fn peak_of(f: impl FnOnce()) -> usize {
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
@@ -97,7 +70,7 @@ fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
         big = payload(events, false);
     }
     let store = NullStore::default();
-    let mut ours = processor(store.clone(), 1);
+    let mut ours = archiver(store.clone(), 1);
     let mut buf = big.clone();
     let ours_peak = peak_of(|| {
         let out = rt
@@ -123,10 +96,7 @@ fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
 }
 
 fn archive(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     // the one-off reports are for measurement runs (`cargo bench`), not the
     // test-mode smoke run of `cargo test --all-targets`
     if std::env::args().any(|a| a == "--bench") {
@@ -141,7 +111,7 @@ fn archive(c: &mut Criterion) {
         ("simd_batch_core_to_parquet", 1),
         ("simd_batch_core_to_parquet_2_threads", 2),
     ] {
-        let mut ours = processor(NullStore::default(), threads);
+        let mut ours = archiver(NullStore::default(), threads);
         group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || payload.clone(),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pipeline_aggregators::sink::MAX_RECORDS_PER_CALL;
@@ -12,8 +12,10 @@ use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError, SinkReport};
 use pipeline_generator::kinesis::{self, StreamInfo, WindowFields};
 use pipeline_generator::{TrafficConfig, generate};
 use pipeline_processors::{
-    DeadLetter, DeadLetterQueue, DlqError, ObjectStore, PutOptions, PutOutcome, StoreError,
+    BatchProcessor, Codec, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig,
+    ObjectStore, PutOptions, PutOutcome, RetryPolicy, StoreError,
 };
+use pipeline_schemas::DecoderConfig;
 
 /// One shard's invocation of `events` records of the generated mix (seed 7),
 /// as the Lambda runtime receives it. With `window`, it carries the
@@ -90,4 +92,38 @@ impl MetricsSink for CountingSink {
             ..SinkReport::default()
         })
     }
+}
+
+/// The archiver as deployed (zstd level 1, conditional writes), decoding and
+/// encoding on `threads` threads (1 = the one-core figure).
+pub fn archiver(
+    store: NullStore,
+    threads: usize,
+) -> BatchProcessor<LakeArchiver<NullStore>, NullDlq> {
+    let lake = LakeConfig {
+        codec: Codec::Zstd(1),
+        if_absent: true,
+        retry: RetryPolicy::default(),
+        encode_threads: threads,
+    };
+    BatchProcessor::new(
+        LakeArchiver::new(store, lake),
+        NullDlq,
+        DecoderConfig::default(),
+        RetryPolicy::default(),
+    )
+    .with_decode_threads(threads)
+}
+
+/// The single-threaded runtime a Lambda handler runs on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A deadline far enough away that no benchmark meets it.
+pub fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(60)
 }

@@ -44,10 +44,7 @@ async fn create_and_pay(s: &Svc, user: &str, n: u64, keyed: bool) {
 }
 
 fn orders(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = pipeline_benches::fixtures::runtime();
     let mut group = c.benchmark_group("create_and_pay");
     group.throughput(Throughput::Elements(2)); // two requests per iteration
     for keyed in [false, true] {

@@ -9,12 +9,12 @@
 //! (`aws_lambda_events` + `serde_json` into typed structs, row-by-row Arrow
 //! builders and the same Parquet writer, the same aggregation).
 
-use std::time::{Duration, Instant};
-
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pipeline_aggregators::WindowAggregator;
-use pipeline_benches::fixtures::{CountingSink, NullDlq, NullStore, payload};
-use pipeline_processors::{BatchProcessor, Codec, LakeArchiver, LakeConfig, RetryPolicy};
+use pipeline_benches::fixtures::{
+    CountingSink, NullDlq, NullStore, archiver, deadline, payload, runtime,
+};
+use pipeline_processors::{BatchProcessor, Codec, LakeArchiver};
 use pipeline_schemas::DecoderConfig;
 
 const EVENTS: usize = 10_000;
@@ -27,20 +27,8 @@ struct Functions {
 
 impl Functions {
     fn new(threads: usize) -> Self {
-        let lake = LakeConfig {
-            codec: Codec::Zstd(1),
-            if_absent: true,
-            retry: RetryPolicy::default(),
-            encode_threads: threads,
-        };
         Functions {
-            archiver: BatchProcessor::new(
-                LakeArchiver::new(NullStore::default(), lake),
-                NullDlq,
-                DecoderConfig::default(),
-                RetryPolicy::default(),
-            )
-            .with_decode_threads(threads),
+            archiver: archiver(NullStore::default(), threads),
             aggregator: WindowAggregator::new(CountingSink::default(), DecoderConfig::default())
                 .with_decode_threads(threads),
         }
@@ -53,7 +41,7 @@ impl Functions {
         archive: &mut [u8],
         aggregate: &mut [u8],
     ) -> (usize, usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = deadline();
         let archived = rt
             .block_on(self.archiver.process(archive, deadline))
             .expect("a Kinesis event");
@@ -69,10 +57,7 @@ impl Functions {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let payload = payload(EVENTS, true);
     // a fair race: both paths write the same number of metric records
     let (_, ours) = Functions::new(1).handle(&rt, &mut payload.clone(), &mut payload.clone());

@@ -66,6 +66,16 @@ enum Scalar<'p> {
     Other,
 }
 
+/// What a record's `kinesis` object holds for us; `None` where missing or
+/// mistyped.
+#[derive(Default)]
+struct KinesisFields<'p> {
+    sequence_number: Option<&'p str>,
+    partition_key: Option<&'p str>,
+    data: Option<&'p [u8]>,
+    arrival_ms: Option<i64>,
+}
+
 struct Reader<'p> {
     /// What is left to read; strings are split off the front as they are read.
     rest: &'p mut [u8],
@@ -204,7 +214,7 @@ impl<'p> Reader<'p> {
             }
             Ok(())
         })?;
-        let (seq, key, data, arrival) = kinesis.ok_or(bad("kinesis"))?;
+        let k = kinesis.ok_or(bad("kinesis"))?;
         let event_id: &str = event_id.ok_or(bad("eventID"))?;
         let mut shard_id = event_id
             .split_once(':')
@@ -217,42 +227,36 @@ impl<'p> Reader<'p> {
         }
         Ok(RecordMeta {
             index,
-            sequence_number: seq.ok_or(bad("kinesis.sequenceNumber"))?,
-            partition_key: key.ok_or(bad("kinesis.partitionKey"))?,
+            sequence_number: k.sequence_number.ok_or(bad("kinesis.sequenceNumber"))?,
+            partition_key: k.partition_key.ok_or(bad("kinesis.partitionKey"))?,
             shard_id,
             event_source_arn: arn.ok_or(bad("eventSourceARN"))?,
-            arrival_ms: arrival.ok_or(bad("kinesis.approximateArrivalTimestamp"))?,
-            data_base64: data.ok_or(bad("kinesis.data"))?,
+            arrival_ms: k
+                .arrival_ms
+                .ok_or(bad("kinesis.approximateArrivalTimestamp"))?,
+            data_base64: k.data.ok_or(bad("kinesis.data"))?,
         })
     }
 
-    /// (sequenceNumber, partitionKey, data, arrival ms) of a record's `kinesis`.
-    #[allow(clippy::type_complexity)]
-    fn kinesis(
-        &mut self,
-    ) -> Read<(
-        Option<&'p str>,
-        Option<&'p str>,
-        Option<&'p [u8]>,
-        Option<i64>,
-    )> {
-        let (mut seq, mut key, mut data, mut arrival) = (None, None, None, None);
+    /// The fields of a record's `kinesis` object that the pipeline uses.
+    fn kinesis(&mut self) -> Read<KinesisFields<'p>> {
+        let mut f = KinesisFields::default();
         self.object(3, |r, k| {
             if k == b"data" && r.peek() == Some(b'"') {
-                data = Some(r.base64_string()?);
+                f.data = Some(r.base64_string()?);
                 return Ok(());
             }
             match (k, r.value(4)?) {
-                (b"sequenceNumber", Scalar::Str(s)) => seq = Some(text(s)),
-                (b"partitionKey", Scalar::Str(s)) => key = Some(text(s)),
-                (b"data", _) => data = None,
-                (b"approximateArrivalTimestamp", Scalar::Number(n)) => arrival = epoch_ms(n),
-                (b"approximateArrivalTimestamp", _) => arrival = None,
+                (b"sequenceNumber", Scalar::Str(s)) => f.sequence_number = Some(text(s)),
+                (b"partitionKey", Scalar::Str(s)) => f.partition_key = Some(text(s)),
+                (b"data", _) => f.data = None,
+                (b"approximateArrivalTimestamp", Scalar::Number(n)) => f.arrival_ms = epoch_ms(n),
+                (b"approximateArrivalTimestamp", _) => f.arrival_ms = None,
                 _ => {}
             }
             Ok(())
         })?;
-        Ok((seq, key, data, arrival))
+        Ok(f)
     }
 
     fn window_bounds(&mut self) -> Read<(i64, i64)> {
