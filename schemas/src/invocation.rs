@@ -13,6 +13,7 @@ use base64_simd::{Out, STANDARD};
 use thiserror::Error;
 
 use crate::event::Event;
+use crate::parallel::Workers;
 use crate::reason::{ReasonCode, Rejection};
 use crate::record::{RECORD_PADDING, RecordParser};
 
@@ -107,6 +108,10 @@ pub struct InvocationDecoder {
 /// costs more than it saves.
 const PARALLEL_MIN_RECORDS: usize = 512;
 
+/// Payloads from this size up wake the helper threads before the envelope is
+/// read: 512 records of the smallest valid event are about this much.
+const PARALLEL_MIN_BYTES: usize = 128 * 1024;
+
 impl std::fmt::Debug for InvocationDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InvocationDecoder")
@@ -142,9 +147,9 @@ impl InvocationDecoder {
     }
 
     /// Decodes records (base64 and parsing) on up to `threads` threads; `0`
-    /// uses every core. The outer payload is read on one. Results are the
-    /// same, in the same order, whatever the count. A 3,538 MB Lambda has two
-    /// vCPUs.
+    /// uses every core, and more than the machine has are not used (see
+    /// [`Workers`]). The outer payload is read on one. Results are the same,
+    /// in the same order, whatever the count. A 3,538 MB Lambda has two vCPUs.
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.set_threads(threads);
         self
@@ -152,10 +157,7 @@ impl InvocationDecoder {
 
     /// See [`InvocationDecoder::with_threads`].
     pub fn set_threads(&mut self, threads: usize) {
-        self.threads = match threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        self.threads = threads;
     }
 
     /// The limits in force.
@@ -184,10 +186,14 @@ impl InvocationDecoder {
             config,
             parser,
             extra_parsers,
-            threads: _,
+            threads,
             arena,
             spans,
         } = self;
+        let workers = Workers::new(*threads);
+        // wake the other cores now, so that they are up when the records are
+        // shared out, rather than after (see `crate::parallel`)
+        let _warm = (payload.len() >= PARALLEL_MIN_BYTES).then(|| workers.warm());
         let crate::envelope::Envelope {
             records: metas,
             window,
@@ -223,7 +229,7 @@ impl InvocationDecoder {
         // place; in contiguous slices of records (and of the arena) on
         // several threads when the invocation is large enough.
         let threads = if metas.len() >= PARALLEL_MIN_RECORDS {
-            self.threads.max(1)
+            workers.threads()
         } else {
             1
         };
@@ -259,25 +265,13 @@ impl InvocationDecoder {
                 (done_records, done_bytes) = (cut, arena_cut);
             }
             pieces.push((metas, spans_rest, arena_rest));
-            let mut pieces = pieces.into_iter();
-            let first = pieces.next();
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = pieces
-                    .zip(extra_parsers.iter_mut())
-                    .map(|((m, sp, a), p)| scope.spawn(move || decode_slice(p, m, sp, a)))
-                    .collect();
-                let mut out = match first {
-                    Some((m, sp, a)) => decode_slice(parser, m, sp, a),
-                    None => Vec::new(),
-                };
-                for w in workers {
-                    match w.join() {
-                        Ok(records) => out.extend(records),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    }
-                }
-                out
-            })
+            let parsers = std::iter::once(parser).chain(extra_parsers.iter_mut());
+            let jobs: Vec<_> = pieces
+                .into_iter()
+                .zip(parsers)
+                .map(|((m, sp, a), p)| move || decode_slice(p, m, sp, a))
+                .collect();
+            workers.run(jobs).into_iter().flatten().collect()
         };
         Ok(DecodedInvocation {
             records: out,

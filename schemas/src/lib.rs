@@ -14,6 +14,7 @@ mod envelope;
 pub mod event;
 pub mod invocation;
 pub mod lake;
+pub mod parallel;
 pub mod reason;
 pub mod record;
 pub mod rules;

@@ -206,7 +206,17 @@ proptest! {
         damaged[at] = byte;
         let accepted = decoder.decode(&mut damaged.clone()).is_ok();
         if accepted && !(data..data + 12).contains(&at) {
-            prop_assert!(serde_json::from_slice::<Value>(&damaged).is_ok());
+            // still JSON: serde_json reads it, or refuses only a number too
+            // large for an f64 (`1e309`), which JSON's grammar allows and the
+            // envelope skips unread
+            let reread = serde_json::from_slice::<Value>(&damaged);
+            prop_assert!(
+                reread
+                    .as_ref()
+                    .map_or_else(|e| e.to_string().starts_with("number out of range"), |_| true),
+                "accepted, but serde_json says {:?}",
+                reread.err()
+            );
         }
     }
 }

@@ -13,7 +13,6 @@ pub mod read;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
@@ -29,6 +28,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use pipeline_schemas::EventData;
 use pipeline_schemas::lake::Table;
+use pipeline_schemas::parallel::Workers;
 use pipeline_schemas::rules::civil_from_days;
 
 use crate::batch::{HandlerReport, RecordHandler, ValidRecord};
@@ -76,9 +76,9 @@ pub struct LakeConfig {
     pub if_absent: bool,
     /// Retries of transient upload failures.
     pub retry: RetryPolicy,
-    /// Threads that encode an invocation's files (at most one per file). A
+    /// Threads that encode an invocation's files, column by column. A
     /// 1,769 MB Lambda has one vCPU, a 3,538 MB one two: `0` uses what the
-    /// machine has.
+    /// machine has (and more than it has are not used).
     pub encode_threads: usize,
 }
 
@@ -89,16 +89,6 @@ impl Default for LakeConfig {
             if_absent: true,
             retry: RetryPolicy::default(),
             encode_threads: 0,
-        }
-    }
-}
-
-impl LakeConfig {
-    /// The encoder threads to use (resolving `0`).
-    pub fn threads(&self) -> usize {
-        match self.encode_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
         }
     }
 }
@@ -168,7 +158,7 @@ pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>
     encode_with(records, codec, 1)
 }
 
-/// [`encode`] on up to `threads` threads. The unit of work is one column of
+/// [`encode`] on up to `threads` threads (`0`: every core). The unit of work is one column of
 /// one file, not a file: an invocation holds a few files of very different
 /// sizes (order events dominate), so files alone balance badly over two
 /// cores. The files come out in the same order and with the same bytes
@@ -180,30 +170,40 @@ pub fn encode_with(
 ) -> Result<Vec<LakeFile>, String> {
     let groups = group_rows(records);
     let props = writer_properties(codec);
-    let threads = threads.max(1);
+    let workers = Workers::new(threads);
+    let _warm = workers.warm();
     // largest files first, so that the big one is not started last
     let mut by_size: Vec<usize> = (0..groups.len()).collect();
     by_size.sort_by_key(|&g| std::cmp::Reverse(groups[g].1.len()));
 
     // 1. one Arrow batch per file
-    let batches = on_threads(threads, &by_size, |g| {
-        let ((table, _, _), idx) = &groups[g];
+    let built = workers.each(by_size.len(), |k| {
+        let ((table, _, _), idx) = &groups[by_size[k]];
         build_batch(records, *table, idx)
-    })
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    });
+    let mut batches: Vec<Option<RecordBatch>> = groups.iter().map(|_| None).collect();
+    for (&g, batch) in by_size.iter().zip(built) {
+        batches[g] = Some(batch?);
+    }
+    let batches: Vec<RecordBatch> = batches.into_iter().flatten().collect();
 
     // 2. every column chunk of every file, largest files first
     let mut files = Vec::with_capacity(groups.len());
-    let mut tasks = Vec::new();
+    let (mut tasks, mut costs) = (Vec::new(), Vec::new());
     for &g in &by_size {
         let (file, columns) = start_file(&batches[g], &props)?;
         files.push((g, file));
-        tasks.extend(columns.into_iter().map(|c| std::sync::Mutex::new(Some(c))));
+        for (task, cost) in columns {
+            tasks.push(std::sync::Mutex::new(Some(task)));
+            costs.push(cost);
+        }
     }
-    let order: Vec<usize> = (0..tasks.len()).collect();
-    let chunks = on_threads(threads, &order, |t| {
-        let (mut writer, leaf) = tasks[t]
+    // the costliest columns first, so that no big one starts last and
+    // leaves a core idle at the end (longest processing time first)
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&t| std::cmp::Reverse(costs[t]));
+    let encoded = workers.each(order.len(), |k| {
+        let (mut writer, leaf) = tasks[order[k]]
             .lock()
             .map_err(|_| "an encoder thread panicked".to_owned())?
             .take()
@@ -213,9 +213,13 @@ pub fn encode_with(
             .and_then(|()| writer.close())
             .map_err(|e| format!("parquet write: {e}"))
     });
+    let mut chunks: Vec<Option<_>> = order.iter().map(|_| None).collect();
+    for (&t, chunk) in order.iter().zip(encoded) {
+        chunks[t] = Some(chunk);
+    }
 
     // 3. the files, each from its chunks in column order
-    let mut chunks = chunks.into_iter();
+    let mut chunks = chunks.into_iter().flatten();
     let mut done: Vec<(usize, LakeFile)> = Vec::with_capacity(files.len());
     for (g, mut file) in files {
         let columns = file.schema_descr().num_columns();
@@ -256,59 +260,20 @@ pub fn encode_with(
     Ok(done.into_iter().map(|(_, file)| file).collect())
 }
 
-/// Runs `work` for every index in `order` on up to `threads` scoped threads
-/// (taken one at a time, so a slow one does not hold up a queue); results
-/// come back indexed like `order`'s values.
-fn on_threads<T: Send>(
-    threads: usize,
-    order: &[usize],
-    work: impl Fn(usize) -> Result<T, String> + Sync,
-) -> Vec<Result<T, String>> {
-    let mut out: Vec<Option<Result<T, String>>> = (0..order.len()).map(|_| None).collect();
-    let threads = threads.clamp(1, order.len().max(1));
-    if threads == 1 {
-        for &i in order {
-            out[i] = Some(work(i));
-        }
-    } else {
-        let next = AtomicUsize::new(0);
-        let done: Vec<(usize, Result<T, String>)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let k = next.fetch_add(1, AtomicOrdering::Relaxed);
-                            let Some(&i) = order.get(k) else { break };
-                            mine.push((i, work(i)));
-                        }
-                        mine
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
-        for (i, result) in done {
-            out[i] = Some(result);
-        }
-    }
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("an encoder thread panicked".to_owned())))
-        .collect()
-}
+/// A Parquet file being written in memory.
+type ParquetFile = SerializedFileWriter<Vec<u8>>;
 
 /// A column writer and the column it is to encode.
 type ColumnTask = (ArrowColumnWriter, ArrowLeafColumn);
 
 /// A Parquet file writer for `batch`, as `ArrowWriter` would open it (the
-/// Arrow schema in the footer), and one encoding task per leaf column.
+/// Arrow schema in the footer), and one encoding task per leaf column with
+/// its expected cost (the column's Arrow bytes: encoding and compressing
+/// are linear in them).
 fn start_file(
     batch: &RecordBatch,
     props: &WriterProperties,
-) -> Result<(SerializedFileWriter<Vec<u8>>, Vec<ColumnTask>), String> {
+) -> Result<(ParquetFile, Vec<(ColumnTask, usize)>), String> {
     let schema = batch.schema();
     let mut props = props.clone();
     add_encoded_arrow_schema_to_metadata(&schema, &mut props);
@@ -323,8 +288,13 @@ fn start_file(
         .create_column_writers(0)
         .map_err(|e| format!("parquet column writers: {e}"))?;
     let mut leaves = Vec::with_capacity(writers.len());
+    let mut costs = Vec::with_capacity(writers.len());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        let before = leaves.len();
         leaves.extend(compute_leaves(field, column).map_err(|e| format!("parquet levels: {e}"))?);
+        let added = leaves.len() - before;
+        let cost = column.get_array_memory_size() / added.max(1);
+        costs.extend(std::iter::repeat_n(cost, added));
     }
     if leaves.len() != writers.len() {
         return Err(format!(
@@ -333,7 +303,7 @@ fn start_file(
             writers.len()
         ));
     }
-    Ok((file, writers.into_iter().zip(leaves).collect()))
+    Ok((file, writers.into_iter().zip(leaves).zip(costs).collect()))
 }
 
 /// (table, partition, shard): one file each.
@@ -429,7 +399,7 @@ impl<S: ObjectStore> RecordHandler for LakeArchiver<S> {
         if records.is_empty() {
             return report;
         }
-        let files = match encode_with(records, self.config.codec, self.config.threads()) {
+        let files = match encode_with(records, self.config.codec, self.config.encode_threads) {
             Ok(f) => f,
             Err(e) => {
                 report.errors.push(e);

@@ -1,0 +1,325 @@
+//! Work sharing across a Lambda's cores: one pool of helper threads per
+//! process, kept awake while an invocation is on the CPU.
+//!
+//! Why not a thread per phase: on a virtual machine (Firecracker on Lambda,
+//! KVM on our benchmark machine) an idle vCPU is parked by the host, and
+//! waking it takes from 0.1 to 4 ms, as long as the work being shared. A
+//! thread spawned for the second half of the records started up to 4 ms late
+//! (median 1.8 ms), so two cores decoded no faster than one about half the
+//! time. The helpers here are created once, and [`Workers::warm`] sets them
+//! spinning when an invocation starts, while the caller still reads the
+//! envelope: by the time there is work to share, the other cores are awake.
+//! Spinning costs nothing on Lambda, which bills wall time whatever the CPU
+//! does, and it stops a few milliseconds after the last [`Warm`] guard.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long helpers keep spinning after the last guard is dropped: covers
+/// the serial steps between two parallel phases (handing decoded records to
+/// the encoder takes under a millisecond).
+const LINGER: Duration = Duration::from_millis(3);
+
+/// A helper never spins longer than this for one `warm` call, so a guard
+/// held across slow I/O cannot burn a core for long.
+const MAX_SPIN: Duration = Duration::from_millis(250);
+
+/// The process's helpers, one per core beyond the first (none on one core).
+struct Pool {
+    threads: rayon_core::ThreadPool,
+    helpers: usize,
+    /// Live [`Warm`] guards.
+    holders: AtomicUsize,
+    /// Helpers currently spinning.
+    spinning: AtomicUsize,
+    /// When the last guard was dropped, in nanoseconds since `epoch`.
+    released_ns: AtomicU64,
+    epoch: Instant,
+}
+
+fn pool() -> Option<&'static Arc<Pool>> {
+    static POOL: OnceLock<Option<Arc<Pool>>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let helpers = cores.saturating_sub(1);
+        if helpers == 0 {
+            return None;
+        }
+        // A pool that cannot start (no threads left) only costs parallelism.
+        let threads = rayon_core::ThreadPoolBuilder::new()
+            .num_threads(helpers)
+            .thread_name(|i| format!("pipeline-worker-{i}"))
+            .build()
+            .ok()?;
+        Some(Arc::new(Pool {
+            threads,
+            helpers,
+            holders: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
+            released_ns: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }))
+    })
+    .as_ref()
+}
+
+impl Pool {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Runs on a helper: executes whatever the pool is given, spinning in
+    /// between, until no guard is held (and `LINGER` has passed).
+    fn spin(&self) {
+        let started = Instant::now();
+        loop {
+            if let Some(rayon_core::Yield::Executed) = rayon_core::yield_now() {
+                continue;
+            }
+            if self.holders.load(Ordering::Acquire) == 0 {
+                let released = self.released_ns.load(Ordering::Acquire);
+                if self.now_ns().saturating_sub(released) > LINGER.as_nanos() as u64 {
+                    break;
+                }
+            }
+            if started.elapsed() > MAX_SPIN {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        self.spinning.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A share of the process's cores: at most `threads` threads, the caller's
+/// included. Cheap to create; every `Workers` uses the same helper threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Workers {
+    threads: usize,
+}
+
+impl Workers {
+    /// Up to `threads` threads (`0`: every core). More than the machine has
+    /// are not created: the extra ones would only take turns.
+    pub fn new(threads: usize) -> Self {
+        let available = pool().map_or(1, |p| p.helpers + 1);
+        let threads = match threads {
+            0 => available,
+            n => n.min(available),
+        };
+        Workers { threads }
+    }
+
+    /// The threads work is shared among, the caller's included.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn pool(&self) -> Option<&'static Arc<Pool>> {
+        if self.threads > 1 { pool() } else { None }
+    }
+
+    /// Wakes the helpers and keeps them spinning until the guard (and every
+    /// other guard) is dropped. Take it before serial work that precedes a
+    /// parallel phase, so that waking the other cores overlaps that work.
+    pub fn warm(&self) -> Warm {
+        let Some(pool) = self.pool() else {
+            return Warm { pool: None };
+        };
+        pool.holders.fetch_add(1, Ordering::AcqRel);
+        let wanted = self.threads - 1;
+        while pool.spinning.load(Ordering::Acquire) < wanted {
+            pool.spinning.fetch_add(1, Ordering::AcqRel);
+            let p = Arc::clone(pool);
+            pool.threads.spawn(move || p.spin());
+        }
+        Warm {
+            pool: Some(Arc::clone(pool)),
+        }
+    }
+
+    /// Runs each job once, the first on the caller's thread and the rest on
+    /// the helpers; results come back in the jobs' order. Give at most
+    /// [`Workers::threads`] jobs: more would queue behind each other. A
+    /// panicking job panics the caller, as a scoped thread's would.
+    pub fn run<T, F>(&self, jobs: Vec<F>) -> Vec<T>
+    where
+        T: Send,
+        F: FnOnce() -> T + Send,
+    {
+        let Some(pool) = self.pool().filter(|_| jobs.len() > 1) else {
+            return jobs.into_iter().map(|job| job()).collect();
+        };
+        let mut slots: Vec<Option<T>> = jobs.iter().map(|_| None).collect();
+        let mut jobs = jobs.into_iter();
+        if let (Some(first), Some((head, tail))) = (jobs.next(), slots.split_first_mut()) {
+            pool.threads.in_place_scope(|scope| {
+                for (job, slot) in jobs.zip(tail.iter_mut()) {
+                    scope.spawn(move |_| *slot = Some(job()));
+                }
+                *head = Some(first());
+            });
+        }
+        // the scope returned, so every job has filled its slot
+        slots.into_iter().flatten().collect()
+    }
+
+    /// Calls `work(i)` for every `i` in `0..count`, handing the next index to
+    /// whichever thread is free (so one slow item does not hold up a queue);
+    /// results come back indexed by `i`.
+    pub fn each<T, W>(&self, count: usize, work: W) -> Vec<T>
+    where
+        T: Send,
+        W: Fn(usize) -> T + Sync,
+    {
+        let participants = self.threads.min(count);
+        if participants <= 1 {
+            return (0..count).map(work).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let pull = || {
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break mine;
+                }
+                mine.push((i, work(i)));
+            }
+        };
+        let jobs: Vec<_> = (0..participants)
+            .map(|_| &pull)
+            .map(|p| move || p())
+            .collect();
+        let mut out: Vec<Option<T>> = (0..count).map(|_| None).collect();
+        for (i, value) in self.run(jobs).into_iter().flatten() {
+            out[i] = Some(value);
+        }
+        out.into_iter().flatten().collect()
+    }
+}
+
+/// Keeps the helpers spinning while alive; see [`Workers::warm`].
+#[must_use = "the helpers stop spinning when this is dropped"]
+pub struct Warm {
+    pool: Option<Arc<Pool>>,
+}
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.released_ns.store(pool.now_ns(), Ordering::Release);
+            pool.holders.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn helpers_available() -> bool {
+        Workers::new(0).threads() > 1
+    }
+
+    #[test]
+    fn run_returns_every_result_in_job_order() {
+        for threads in [1, 2, 0] {
+            let jobs: Vec<_> = (0..5).map(|i| move || i * 10).collect();
+            assert_eq!(
+                Workers::new(threads).run(jobs),
+                vec![0, 10, 20, 30, 40],
+                "threads {threads}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_calls_every_index_once_and_returns_them_indexed() {
+        for threads in [1, 2, 0] {
+            let calls = AtomicUsize::new(0);
+            let out = Workers::new(threads).each(1000, |i| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                i * 2
+            });
+            assert_eq!(calls.load(Ordering::Relaxed), 1000);
+            assert_eq!(out, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
+        }
+        assert!(Workers::new(2).each(0, |i| i).is_empty());
+    }
+
+    #[test]
+    fn jobs_may_borrow_and_mutate_the_callers_data() {
+        let mut halves = [vec![1u32; 100], vec![2u32; 100]];
+        let (a, b) = halves.split_at_mut(1);
+        let jobs: Vec<Box<dyn FnOnce() -> u32 + Send>> = vec![
+            Box::new(|| {
+                a[0].iter_mut().for_each(|x| *x += 1);
+                a[0].iter().sum()
+            }),
+            Box::new(|| {
+                b[0].iter_mut().for_each(|x| *x += 1);
+                b[0].iter().sum()
+            }),
+        ];
+        assert_eq!(Workers::new(2).run(jobs), vec![200, 300]);
+        assert_eq!(halves[1][0], 3);
+    }
+
+    #[test]
+    fn no_more_threads_than_the_machine_has() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(Workers::new(0).threads(), cores);
+        assert_eq!(Workers::new(cores + 5).threads(), cores);
+        assert_eq!(Workers::new(1).threads(), 1);
+    }
+
+    #[test]
+    fn shared_work_runs_on_another_thread() {
+        if !helpers_available() {
+            return; // one core: nothing to share with
+        }
+        let caller = std::thread::current().id();
+        let jobs: Vec<_> = (0..2).map(|_| || std::thread::current().id()).collect();
+        let ids = Workers::new(2).run(jobs);
+        assert_eq!(ids[0], caller);
+        assert_ne!(ids[1], caller);
+    }
+
+    #[test]
+    #[should_panic(expected = "job two failed")]
+    fn a_panicking_job_panics_the_caller() {
+        let jobs: Vec<Box<dyn FnOnce() + Send>> =
+            vec![Box::new(|| {}), Box::new(|| panic!("job two failed"))];
+        Workers::new(2).run(jobs);
+    }
+
+    #[test]
+    fn helpers_spin_while_warm_and_stop_after_the_guard() {
+        if !helpers_available() {
+            return;
+        }
+        let Some(pool) = pool() else { return };
+        let warm = Workers::new(2).warm();
+        let until = Instant::now() + Duration::from_secs(5);
+        while pool.spinning.load(Ordering::Acquire) == 0 && Instant::now() < until {
+            std::thread::yield_now();
+        }
+        assert!(pool.spinning.load(Ordering::Acquire) >= 1);
+        // work handed over while warm is done by the spinning helper
+        let jobs: Vec<_> = (0..2).map(|i| move || i + 1).collect();
+        assert_eq!(Workers::new(2).run(jobs), vec![1, 2]);
+        drop(warm);
+        // other tests may hold guards of their own: wait for all of them
+        let until = Instant::now() + Duration::from_secs(10);
+        while pool.spinning.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            pool.spinning.load(Ordering::Acquire),
+            0,
+            "helpers kept spinning"
+        );
+    }
+}
