@@ -13,7 +13,10 @@
 //! byte offset. `data` is the exception: it is only delimited, and the base64
 //! decoder checks it (a bad one is one poison record, not a bad invocation).
 
+use std::ops::Range;
+
 use crate::invocation::{InvocationError, RecordMeta, TumblingWindow};
+use crate::parallel::Workers;
 
 /// Nesting deeper than this in skipped values is rejected rather than
 /// risking the stack (Lambda's own documents nest four levels).
@@ -25,18 +28,172 @@ pub(crate) struct Envelope<'p> {
     pub(crate) window: Option<TumblingWindow<'p>>,
 }
 
-/// Reads `payload` (escaped strings are rewritten in place, hence `mut`).
-pub(crate) fn read_envelope(payload: &mut [u8]) -> Result<Envelope<'_>, InvocationError> {
-    let mut reader = Reader {
-        rest: payload,
-        offset: 0,
-        last_shard: "",
-    };
-    let envelope = reader.document().map_err(|e| match e {
+/// Reads `payload` (escaped strings are rewritten in place, hence `mut`),
+/// in two halves on two threads when `workers` has them and the payload is
+/// large (see [`read_halves`]); the result is the same either way.
+pub(crate) fn read_envelope(
+    payload: &mut [u8],
+    workers: Workers,
+) -> Result<Envelope<'_>, InvocationError> {
+    read_with(payload, workers, SPLIT_MIN_BYTES)
+}
+
+/// [`read_envelope`], splitting payloads from `split_min` bytes up.
+fn read_with(
+    payload: &mut [u8],
+    workers: Workers,
+    split_min: usize,
+) -> Result<Envelope<'_>, InvocationError> {
+    if workers.threads() > 1
+        && payload.len() >= split_min
+        && let Some(halves) = read_halves(&mut *payload, workers)
+    {
+        return finish_halves(payload, halves).map_err(into_error);
+    }
+    read_serial(payload)
+}
+
+/// Reads `payload` front to back on the caller's thread.
+fn read_serial(payload: &mut [u8]) -> Result<Envelope<'_>, InvocationError> {
+    let mut reader = Reader::new(payload, 0, false);
+    reader.document().map_err(into_error)
+}
+
+fn into_error(e: Failure) -> InvocationError {
+    match e {
         Failure::Syntax { at, what } => InvocationError::NotJson(format!("{what} at byte {at}")),
         Failure::Invalid(e) => e,
-    })?;
-    Ok(envelope)
+    }
+}
+
+/// Below this size one thread reads the envelope: the handover costs more
+/// than half the reading (a 1,000-record invocation is about 1 MB).
+const SPLIT_MIN_BYTES: usize = 512 * 1024;
+
+/// Where each half's records lie, as byte ranges of the payload.
+struct Halves {
+    records: Vec<MetaSpans>,
+    /// Just after the `]` that closes `Records`.
+    records_end: usize,
+}
+
+/// A [`RecordMeta`] as byte ranges of the payload, so that a half read on a
+/// helper thread borrows nothing once it is done.
+struct MetaSpans {
+    sequence_number: Range<usize>,
+    partition_key: Range<usize>,
+    shard_id: Range<usize>,
+    event_source_arn: Range<usize>,
+    arrival_ms: i64,
+    data_base64: Range<usize>,
+}
+
+impl MetaSpans {
+    fn of(base: usize, meta: &RecordMeta<'_>) -> Self {
+        let at = |s: &[u8]| {
+            let start = (s.as_ptr() as usize).wrapping_sub(base);
+            start..start + s.len()
+        };
+        MetaSpans {
+            sequence_number: at(meta.sequence_number.as_bytes()),
+            partition_key: at(meta.partition_key.as_bytes()),
+            shard_id: at(meta.shard_id.as_bytes()),
+            event_source_arn: at(meta.event_source_arn.as_bytes()),
+            arrival_ms: meta.arrival_ms,
+            data_base64: at(meta.data_base64),
+        }
+    }
+}
+
+/// Reads the `Records` array in two halves at once: the caller's thread from
+/// the start, a helper from the first record boundary (`},{`) after the
+/// middle. The helper's start is a guess, checked when the first half
+/// arrives there: only if the first half ends exactly at that boundary,
+/// between two `Records` elements, are the halves joined. Both halves read
+/// without writing (a string with escapes ends the attempt), so on any
+/// failure or a wrong guess the untouched payload is read again serially,
+/// which also gives the exact error a serial read gives. Handles the layout
+/// Lambda sends, `Records` first; anything else is read serially.
+fn read_halves(payload: &mut [u8], workers: Workers) -> Option<Halves> {
+    const PREFIX: &[u8] = br#"{"Records":["#;
+    if !payload.starts_with(PREFIX) {
+        return None;
+    }
+    let middle = payload.len() / 2;
+    let split = middle + memchr::memmem::find(&payload[middle..], b"},{")? + 2;
+    let base = payload.as_ptr() as usize;
+    let (head, tail) = payload.split_at_mut(split);
+    type Job<'a> = Box<dyn FnOnce() -> Option<Halves> + Send + 'a>;
+    let first: Job<'_> = Box::new(move || {
+        let mut r = Reader::new(head, 0, true);
+        r.bump(PREFIX.len());
+        let mut metas = Vec::with_capacity(split / 1024 + 1);
+        // the first half must stop exactly at the guessed boundary
+        match r.record_list(&mut metas, 0, Some(split)) {
+            Ok(true) => Some(Halves {
+                records: metas.iter().map(|m| MetaSpans::of(base, m)).collect(),
+                records_end: split,
+            }),
+            _ => None,
+        }
+    });
+    let second: Job<'_> = Box::new(move || {
+        let mut r = Reader::new(tail, split, true);
+        let mut metas = Vec::with_capacity(r.rest.len() / 1024 + 1);
+        match r.record_list(&mut metas, 0, None) {
+            Ok(false) => Some(Halves {
+                records: metas.iter().map(|m| MetaSpans::of(base, m)).collect(),
+                records_end: r.offset,
+            }),
+            _ => None,
+        }
+    });
+    let jobs = vec![first, second];
+    let mut done = workers.run(jobs).into_iter();
+    let (mut head, tail) = (done.next()??, done.next()??);
+    head.records.extend(tail.records);
+    head.records_end = tail.records_end;
+    Some(head)
+}
+
+/// The envelope from two halves read by [`read_halves`], and the rest of the
+/// document after `Records`, read as a serial read would.
+fn finish_halves(payload: &mut [u8], halves: Halves) -> Read<Envelope<'_>> {
+    let Halves {
+        records: spans,
+        records_end,
+    } = halves;
+    let (read, rest) = payload.split_at_mut(records_end);
+    let read: &[u8] = read;
+    // the spans were cut from this very buffer, so they are always in it
+    let bytes = |r: Range<usize>| read.get(r).unwrap_or_default();
+    let mut records = Vec::with_capacity(spans.len());
+    let mut last_shard = "";
+    for (index, m) in spans.into_iter().enumerate() {
+        let mut shard_id = text(bytes(m.shard_id));
+        if shard_id == last_shard {
+            shard_id = last_shard;
+        } else {
+            last_shard = shard_id;
+        }
+        records.push(RecordMeta {
+            index,
+            sequence_number: text(bytes(m.sequence_number)),
+            partition_key: text(bytes(m.partition_key)),
+            shard_id,
+            event_source_arn: text(bytes(m.event_source_arn)),
+            arrival_ms: m.arrival_ms,
+            data_base64: bytes(m.data_base64),
+        });
+    }
+    let mut top = Top {
+        records: Some(records),
+        ..Top::default()
+    };
+    let mut reader = Reader::new(rest, records_end, false);
+    reader.members_after_value(|r, key| r.top_field(key, &mut top))?;
+    reader.end()?;
+    top.envelope()
 }
 
 /// Why reading stopped: not JSON, or JSON that is not a Kinesis event.
@@ -76,6 +233,39 @@ struct KinesisFields<'p> {
     arrival_ms: Option<i64>,
 }
 
+/// The top-level object's members, as read so far.
+struct Top<'p> {
+    records: Option<Vec<RecordMeta<'p>>>,
+    has_window: bool,
+    window: TumblingWindow<'p>,
+}
+
+impl Default for Top<'_> {
+    fn default() -> Self {
+        Top {
+            records: None,
+            has_window: false,
+            window: TumblingWindow {
+                start_ms: 0,
+                end_ms: 0,
+                shard_id: "",
+                state: Vec::new(),
+                is_final: false,
+                terminated_early: false,
+            },
+        }
+    }
+}
+
+impl<'p> Top<'p> {
+    fn envelope(self) -> Read<Envelope<'p>> {
+        Ok(Envelope {
+            records: self.records.ok_or(InvocationError::NoRecords)?,
+            window: self.has_window.then_some(self.window),
+        })
+    }
+}
+
 struct Reader<'p> {
     /// What is left to read; strings are split off the front as they are read.
     rest: &'p mut [u8],
@@ -85,9 +275,21 @@ struct Reader<'p> {
     /// compared here while the bytes are in cache: every record of an
     /// invocation is from one shard, and the lake groups rows by shard.
     last_shard: &'p str,
+    /// Reading a guessed half (see [`read_halves`]): the payload must not be
+    /// written, so a string with escapes fails instead of being unescaped.
+    speculative: bool,
 }
 
 impl<'p> Reader<'p> {
+    fn new(rest: &'p mut [u8], offset: usize, speculative: bool) -> Self {
+        Reader {
+            rest,
+            offset,
+            last_shard: "",
+            speculative,
+        }
+    }
+
     fn fail<T>(&self, what: &'static str) -> Read<T> {
         Err(Failure::Syntax {
             at: self.offset,
@@ -124,16 +326,6 @@ impl<'p> Reader<'p> {
     }
 
     fn document(&mut self) -> Read<Envelope<'p>> {
-        let mut records = None;
-        let mut window = None;
-        let mut w = TumblingWindow {
-            start_ms: 0,
-            end_ms: 0,
-            shard_id: "",
-            state: Vec::new(),
-            is_final: false,
-            terminated_early: false,
-        };
         if self.peek() != Some(b'{') {
             // Lambda always sends an object; anything else is not an event
             if self.peek().is_none() {
@@ -143,39 +335,41 @@ impl<'p> Reader<'p> {
             self.end()?;
             return Err(InvocationError::NoRecords.into());
         }
-        self.object(0, |r, key| {
-            match key {
-                b"Records" if records.is_none() && r.peek() == Some(b'[') => {
-                    records = Some(r.records()?);
-                }
-                b"window" if r.peek() == Some(b'{') => {
-                    let (start, end) = r.window_bounds()?;
-                    (w.start_ms, w.end_ms) = (start, end);
-                    window = Some(());
-                }
-                b"state" if r.peek() == Some(b'{') => {
-                    r.object(1, |r, k| match r.value(2)? {
-                        Scalar::Str(v) => {
-                            w.state.push((text(k), text(v)));
-                            Ok(())
-                        }
-                        _ => Err(InvocationError::BadWindow { field: "state" }.into()),
-                    })?;
-                }
-                _ => match (key, r.value(1)?) {
-                    (b"shardId", Scalar::Str(s)) => w.shard_id = text(s),
-                    (b"isFinalInvokeForWindow", Scalar::Bool(b)) => w.is_final = b,
-                    (b"isWindowTerminatedEarly", Scalar::Bool(b)) => w.terminated_early = b,
-                    _ => {}
-                },
-            }
-            Ok(())
-        })?;
+        let mut top = Top::default();
+        self.object(0, |r, key| r.top_field(key, &mut top))?;
         self.end()?;
-        Ok(Envelope {
-            records: records.ok_or(InvocationError::NoRecords)?,
-            window: window.map(|()| w),
-        })
+        top.envelope()
+    }
+
+    /// One member of the top-level object.
+    fn top_field(&mut self, key: &'p [u8], top: &mut Top<'p>) -> Read<()> {
+        match key {
+            b"Records" if top.records.is_none() && self.peek() == Some(b'[') => {
+                top.records = Some(self.records()?);
+            }
+            b"window" if self.peek() == Some(b'{') => {
+                let (start, end) = self.window_bounds()?;
+                (top.window.start_ms, top.window.end_ms) = (start, end);
+                top.has_window = true;
+            }
+            b"state" if self.peek() == Some(b'{') => {
+                let state = &mut top.window.state;
+                self.object(1, |r, k| match r.value(2)? {
+                    Scalar::Str(v) => {
+                        state.push((text(k), text(v)));
+                        Ok(())
+                    }
+                    _ => Err(InvocationError::BadWindow { field: "state" }.into()),
+                })?;
+            }
+            _ => match (key, self.value(1)?) {
+                (b"shardId", Scalar::Str(s)) => top.window.shard_id = text(s),
+                (b"isFinalInvokeForWindow", Scalar::Bool(b)) => top.window.is_final = b,
+                (b"isWindowTerminatedEarly", Scalar::Bool(b)) => top.window.terminated_early = b,
+                _ => {}
+            },
+        }
+        Ok(())
     }
 
     /// Only whitespace may follow the document.
@@ -189,11 +383,42 @@ impl<'p> Reader<'p> {
     fn records(&mut self) -> Read<Vec<RecordMeta<'p>>> {
         // about 1.4 KB of envelope and data per record: a close first guess
         let mut out = Vec::with_capacity(self.rest.len() / 1024 + 1);
-        self.array(1, |r, index| {
-            out.push(r.record(index)?);
-            Ok(())
-        })?;
+        self.expect(b'[', "expected '['")?;
+        if self.peek() == Some(b']') {
+            self.bump(1);
+        } else {
+            self.record_list(&mut out, 0, None)?;
+        }
         Ok(out)
+    }
+
+    /// `Records` elements from the cursor on, numbered from `index`, through
+    /// the closing `]`. With `pause_at`, stops (and returns `true`) when the
+    /// next element would start exactly there and nothing is left to read:
+    /// the first half of [`read_halves`] ends at its boundary.
+    fn record_list(
+        &mut self,
+        out: &mut Vec<RecordMeta<'p>>,
+        mut index: usize,
+        pause_at: Option<usize>,
+    ) -> Read<bool> {
+        loop {
+            out.push(self.record(index)?);
+            index += 1;
+            match self.peek() {
+                Some(b',') => {
+                    self.bump(1);
+                    if pause_at == Some(self.offset) && self.rest.is_empty() {
+                        return Ok(true);
+                    }
+                }
+                Some(b']') => {
+                    self.bump(1);
+                    return Ok(false);
+                }
+                _ => return self.fail("expected ',' or ']'"),
+            }
+        }
     }
 
     fn record(&mut self, index: usize) -> Read<RecordMeta<'p>> {
@@ -284,7 +509,7 @@ impl<'p> Reader<'p> {
     fn object(
         &mut self,
         depth: usize,
-        mut field: impl FnMut(&mut Self, &'p [u8]) -> Read<()>,
+        field: impl FnMut(&mut Self, &'p [u8]) -> Read<()>,
     ) -> Read<()> {
         if depth > MAX_DEPTH {
             return self.fail("nesting too deep");
@@ -294,6 +519,11 @@ impl<'p> Reader<'p> {
             self.bump(1);
             return Ok(());
         }
+        self.members(field)
+    }
+
+    /// An object's members from a key on, through the closing `}`.
+    fn members(&mut self, mut field: impl FnMut(&mut Self, &'p [u8]) -> Read<()>) -> Read<()> {
         loop {
             if self.peek() != Some(b'"') {
                 return self.fail("expected a string key");
@@ -309,6 +539,25 @@ impl<'p> Reader<'p> {
                 }
                 _ => return self.fail("expected ',' or '}'"),
             }
+        }
+    }
+
+    /// The rest of an object after one of its values: `}` or `,` and more
+    /// members.
+    fn members_after_value(
+        &mut self,
+        field: impl FnMut(&mut Self, &'p [u8]) -> Read<()>,
+    ) -> Read<()> {
+        match self.peek() {
+            Some(b',') => {
+                self.bump(1);
+                self.members(field)
+            }
+            Some(b'}') => {
+                self.bump(1);
+                Ok(())
+            }
+            _ => self.fail("expected ',' or '}'"),
         }
     }
 
@@ -440,6 +689,9 @@ impl<'p> Reader<'p> {
         let (text, tail) = rest.split_at_mut(end);
         self.rest = &mut tail[1..];
         self.offset += end + 1;
+        if escaped && self.speculative {
+            return self.fail("escape in a speculative read");
+        }
         let len = if escaped {
             unescape_in_place(text).map_err(|what| Failure::Syntax { at: start, what })?
         } else {
@@ -477,6 +729,9 @@ impl<'p> Reader<'p> {
         let (text, tail) = rest.split_at_mut(end);
         self.rest = &mut tail[1..];
         self.offset += end + 1;
+        if escaped && self.speculative {
+            return Err(bad("escape in a speculative read"));
+        }
         let len = if escaped {
             unescape_in_place(text).map_err(bad)?
         } else {
@@ -618,7 +873,7 @@ mod tests {
 
     fn read(text: &str) -> Result<(Vec<RecordMeta<'static>>, bool), InvocationError> {
         let buf: &'static mut [u8] = Box::leak(text.as_bytes().to_vec().into_boxed_slice());
-        read_envelope(buf).map(|e| (e.records, e.window.is_some()))
+        read_serial(buf).map(|e| (e.records, e.window.is_some()))
     }
 
     const RECORD: &str = r#"{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"k1","sequenceNumber":"49590338271490256608559692538361571095921575989136588898","data":"eyJhIjoxfQ==","approximateArrivalTimestamp":1545084650.987},"eventSource":"aws:kinesis","eventVersion":"1.0","eventID":"shardId-000000000006:49590338271490256608559692538361571095921575989136588898","eventName":"aws:kinesis:record","invokeIdentityArn":"arn:aws:iam::123456789012:role/lambda-role","awsRegion":"us-east-2","eventSourceARN":"arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream"}"#;
@@ -672,7 +927,7 @@ mod tests {
             let payload = kinesis::invocation_payload(&shard, &StreamInfo::default());
             let reference: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
             let mut buf = payload.clone();
-            let envelope = read_envelope(&mut buf).expect("an envelope");
+            let envelope = read_serial(&mut buf).expect("an envelope");
             let expected = reference["Records"].as_array().expect("an envelope");
             assert_eq!(envelope.records.len(), expected.len());
             for (got, want) in envelope.records.iter().zip(expected) {
@@ -726,7 +981,7 @@ mod tests {
             for bad in [b'"', b'\\', b'{', b']', b',', 0x01, 0xff, b'x'] {
                 let mut b = bytes.to_vec();
                 b[at] = bad;
-                let ours = read_envelope(&mut b.clone()).is_ok();
+                let ours = read_serial(&mut b.clone()).is_ok();
                 if ours && !data.contains(&at) {
                     assert!(
                         serde_json::from_slice::<serde_json::Value>(&b).is_ok(),
@@ -734,6 +989,136 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// `records` copies of `record` with the window fields after them, as
+    /// the aggregator's event source mapping sends them.
+    fn invocation(records: &[String], window: bool) -> Vec<u8> {
+        let window = if window {
+            r#","window":{"start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:01:00Z"},"state":{"a":"b"},"shardId":"s","isFinalInvokeForWindow":true"#
+        } else {
+            ""
+        };
+        format!(r#"{{"Records":[{}]{window}}}"#, records.join(",")).into_bytes()
+    }
+
+    fn records_with_keys(keys: impl Iterator<Item = String>) -> Vec<String> {
+        keys.map(|k| {
+            RECORD.replace(
+                r#""partitionKey":"k1""#,
+                &format!(r#""partitionKey":"{k}""#),
+            )
+        })
+        .collect()
+    }
+
+    /// Both ways of reading, on copies of `payload`: the result in halves
+    /// (forced, whatever the size) and the serial one.
+    fn both(
+        payload: &[u8],
+    ) -> (
+        Result<Envelope<'static>, InvocationError>,
+        Result<Envelope<'static>, InvocationError>,
+    ) {
+        let halves: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
+        let serial: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
+        (read_with(halves, Workers::new(2), 0), read_serial(serial))
+    }
+
+    fn same(
+        a: &Result<Envelope<'_>, InvocationError>,
+        b: &Result<Envelope<'_>, InvocationError>,
+    ) -> bool {
+        match (a, b) {
+            (Ok(a), Ok(b)) => a.records == b.records && a.window == b.window,
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn two_halves_read_what_one_pass_reads() {
+        for n in [2, 3, 10, 101] {
+            for window in [false, true] {
+                let keys = (0..n).map(|i| format!("key-{i}"));
+                let payload = invocation(&records_with_keys(keys), window);
+                let mut buf = payload.clone();
+                // two records with the window fields after them have no
+                // boundary after the middle: read in one pass
+                let halves = read_halves(&mut buf, Workers::new(2));
+                assert_eq!(halves.is_some(), n > 2 || !window, "{n} records");
+                let (split, serial) = both(&payload);
+                let split = split.expect("an envelope");
+                assert_eq!(split.records.len(), n);
+                assert!(split.records.iter().enumerate().all(|(i, r)| r.index == i));
+                assert_eq!(split.records[n - 1].partition_key, format!("key-{}", n - 1));
+                assert_eq!(split.window.is_some(), window);
+                assert!(same(&Ok(split), &serial), "{n} records, window {window}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_guess_or_an_escape_falls_back_to_one_pass() {
+        // every key holds the guessed boundary, so the guess lands in a string
+        let inside = invocation(
+            &records_with_keys((0..20).map(|i| format!("a}},{{{i}"))),
+            false,
+        );
+        assert!(read_halves(&mut inside.clone(), Workers::new(2)).is_none());
+        let (split, serial) = both(&inside);
+        assert_eq!(
+            split.as_ref().expect("an envelope").records[7].partition_key,
+            "a},{7"
+        );
+        assert!(same(&split, &serial));
+        // escapes must not be unescaped by a guess that is then dropped
+        for escaped_at in [1, 15] {
+            let keys = (0..20).map(|i| {
+                if i == escaped_at {
+                    r#"q\"\u00e9"#.to_owned()
+                } else {
+                    format!("k{i}")
+                }
+            });
+            let payload = invocation(&records_with_keys(keys), true);
+            assert!(read_halves(&mut payload.clone(), Workers::new(2)).is_none());
+            let (split, serial) = both(&payload);
+            let split = split.expect("an envelope");
+            assert_eq!(split.records[escaped_at].partition_key, "q\"é");
+            assert!(same(&Ok(split), &serial));
+        }
+        // pretty-printed or `Records` not first: read in one pass, the same
+        let pretty = String::from_utf8(invocation(
+            &records_with_keys((0..9).map(|i| i.to_string())),
+            true,
+        ))
+        .expect("UTF-8")
+        .replacen("{", "{ ", 1);
+        let (split, serial) = both(pretty.as_bytes());
+        assert!(same(&split, &serial) && split.is_ok());
+    }
+
+    #[test]
+    fn every_corruption_reads_the_same_in_halves_as_in_one_pass() {
+        let payload = invocation(&records_with_keys((0..4).map(|i| format!("k{i}"))), true);
+        for at in 0..payload.len() {
+            for bad in [b'"', b'\\', b'{', b'}', b']', b',', 0x01, 0xff] {
+                let mut b = payload.clone();
+                b[at] = bad;
+                let (split, serial) = both(&b);
+                assert!(
+                    same(&split, &serial),
+                    "{bad:#x} at {at}: {split:?} vs {serial:?}",
+                    split = split.as_ref().err(),
+                    serial = serial.as_ref().err()
+                );
+            }
+        }
+        for cut in 0..payload.len() {
+            let (split, serial) = both(&payload[..cut]);
+            assert!(same(&split, &serial), "cut at {cut}");
         }
     }
 
@@ -767,7 +1152,7 @@ mod tests {
             r#"{{"Records":[],"shardId":"{long}","window":{{"start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:01:00Z"}}}}"#
         );
         let mut buf = text.into_bytes();
-        let envelope = read_envelope(&mut buf).expect("an envelope");
+        let envelope = read_serial(&mut buf).expect("an envelope");
         let expected = "é".repeat(40) + "\"" + &"x".repeat(100);
         assert_eq!(envelope.window.expect("present").shard_id, expected);
         let control = format!("{{\"Records\":[],\"x\":\"{}\u{7}\"}}", "y".repeat(100));
@@ -803,7 +1188,7 @@ mod tests {
         let mut not_utf8 = br#"{"Records":"\xff"}"#.to_vec();
         not_utf8[12] = 0xff;
         assert!(matches!(
-            read_envelope(&mut not_utf8),
+            read_serial(&mut not_utf8),
             Err(InvocationError::NotJson(_))
         ));
         let deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(200), "]".repeat(200));

@@ -197,7 +197,7 @@ impl InvocationDecoder {
         let crate::envelope::Envelope {
             records: metas,
             window,
-        } = crate::envelope::read_envelope(payload)?;
+        } = crate::envelope::read_envelope(payload, workers)?;
 
         // Pass 1: sizes, base64 validity, size limit.
         spans.clear();
