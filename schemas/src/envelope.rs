@@ -12,8 +12,10 @@
 //! validated and skipped. Anything that is not JSON is rejected with the
 //! byte offset. `data` is the exception: it is only delimited, and the base64
 //! decoder checks it (a bad one is one poison record, not a bad invocation).
+//! Large payloads are read in pieces on several threads ([`read_pieces`]).
 
 use std::ops::Range;
+use std::sync::Mutex;
 
 use crate::invocation::{InvocationError, RecordMeta, TumblingWindow};
 use crate::parallel::Workers;
@@ -24,13 +26,86 @@ const MAX_DEPTH: usize = 64;
 
 /// The records' metadata and the tumbling window, borrowed from the payload.
 pub(crate) struct Envelope<'p> {
-    pub(crate) records: Vec<RecordMeta<'p>>,
+    pub(crate) records: Records<'p>,
     pub(crate) window: Option<TumblingWindow<'p>>,
 }
 
+/// The records' metadata: read in one pass, or as byte ranges when read in
+/// pieces on several threads. Ranges become [`RecordMeta`]s where the
+/// decoder needs them, on the thread that decodes the record's data right
+/// next to them, so their bytes are in cache: turning them into strings on
+/// one thread first took 2 ms of cache misses an invocation, half of what
+/// splitting the reading saved.
+pub(crate) enum Records<'p> {
+    /// Read in one pass.
+    Metas(Vec<RecordMeta<'p>>),
+    /// Read in pieces: ranges of `text`.
+    Spans {
+        text: &'p [u8],
+        spans: Vec<MetaSpans>,
+    },
+}
+
+impl<'p> Records<'p> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Records::Metas(m) => m.len(),
+            Records::Spans { spans, .. } => spans.len(),
+        }
+    }
+
+    /// Record `i`'s base64 `data`.
+    pub(crate) fn data(&self, i: usize) -> &'p [u8] {
+        match self {
+            Records::Metas(m) => m.get(i).map_or(&[][..], |m| m.data_base64),
+            Records::Spans { text, spans } => spans
+                .get(i)
+                .and_then(|m| text.get(m.data_base64.clone()))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Record `i`'s metadata. `last_shard` is the previous record's shard id,
+    /// so that one shard's records share one slice (see [`Reader`]).
+    pub(crate) fn meta(&self, i: usize, last_shard: &mut &'p str) -> Option<RecordMeta<'p>> {
+        match self {
+            Records::Metas(m) => m.get(i).copied(),
+            Records::Spans { text, spans } => {
+                let m = spans.get(i)?;
+                // the spans were cut from this very buffer, so they are in it
+                let bytes = |r: &Range<usize>| text.get(r.clone()).unwrap_or_default();
+                let mut shard_id = self::text(bytes(&m.shard_id));
+                if shard_id == *last_shard {
+                    shard_id = last_shard;
+                } else {
+                    *last_shard = shard_id;
+                }
+                Some(RecordMeta {
+                    index: i,
+                    sequence_number: self::text(bytes(&m.sequence_number)),
+                    partition_key: self::text(bytes(&m.partition_key)),
+                    shard_id,
+                    event_source_arn: self::text(bytes(&m.event_source_arn)),
+                    arrival_ms: m.arrival_ms,
+                    data_base64: bytes(&m.data_base64),
+                })
+            }
+        }
+    }
+
+    /// Every record's metadata.
+    #[cfg(test)]
+    pub(crate) fn to_vec(&self) -> Vec<RecordMeta<'p>> {
+        let mut last = "";
+        (0..self.len())
+            .filter_map(|i| self.meta(i, &mut last))
+            .collect()
+    }
+}
+
 /// Reads `payload` (escaped strings are rewritten in place, hence `mut`),
-/// in two halves on two threads when `workers` has them and the payload is
-/// large (see [`read_halves`]); the result is the same either way.
+/// in pieces on several threads when `workers` has them and the payload is
+/// large (see [`read_pieces`]); the result is the same either way.
 pub(crate) fn read_envelope(
     payload: &mut [u8],
     workers: Workers,
@@ -44,11 +119,11 @@ fn read_with(
     workers: Workers,
     split_min: usize,
 ) -> Result<Envelope<'_>, InvocationError> {
-    if workers.threads() > 1
-        && payload.len() >= split_min
-        && let Some(halves) = read_halves(&mut *payload, workers)
-    {
-        return finish_halves(payload, halves).map_err(into_error);
+    if workers.threads() > 1 && payload.len() >= split_min {
+        let cuts = guess_cuts(payload, workers.threads() * PIECES_PER_THREAD);
+        if let Some(pieces) = read_pieces(&mut *payload, workers, &cuts) {
+            return finish_pieces(payload, pieces).map_err(into_error);
+        }
     }
     read_serial(payload)
 }
@@ -67,19 +142,24 @@ fn into_error(e: Failure) -> InvocationError {
 }
 
 /// Below this size one thread reads the envelope: the handover costs more
-/// than half the reading (a 1,000-record invocation is about 1 MB).
+/// than sharing the reading saves (a 1,000-record invocation is about 1 MB).
 const SPLIT_MIN_BYTES: usize = 512 * 1024;
 
-/// Where each half's records lie, as byte ranges of the payload.
-struct Halves {
+/// Pieces per thread: more pieces than threads, handed out as threads come
+/// free, so that a helper that wakes late takes fewer of them rather than
+/// holding up the end (waking a parked vCPU can take milliseconds).
+const PIECES_PER_THREAD: usize = 4;
+
+/// What the pieces read: every record's byte ranges, in order.
+struct Pieces {
     records: Vec<MetaSpans>,
     /// Just after the `]` that closes `Records`.
     records_end: usize,
 }
 
-/// A [`RecordMeta`] as byte ranges of the payload, so that a half read on a
+/// A [`RecordMeta`] as byte ranges of the payload, so that a piece read on a
 /// helper thread borrows nothing once it is done.
-struct MetaSpans {
+pub(crate) struct MetaSpans {
     sequence_number: Range<usize>,
     partition_key: Range<usize>,
     shard_id: Range<usize>,
@@ -105,95 +185,101 @@ impl MetaSpans {
     }
 }
 
-/// Reads the `Records` array in two halves at once: the caller's thread from
-/// the start, a helper from the first record boundary (`},{`) after the
-/// middle. The helper's start is a guess, checked when the first half
-/// arrives there: only if the first half ends exactly at that boundary,
-/// between two `Records` elements, are the halves joined. Both halves read
-/// without writing (a string with escapes ends the attempt), so on any
-/// failure or a wrong guess the untouched payload is read again serially,
-/// which also gives the exact error a serial read gives. Handles the layout
-/// Lambda sends, `Records` first; anything else is read serially.
-fn read_halves(payload: &mut [u8], workers: Workers) -> Option<Halves> {
-    const PREFIX: &[u8] = br#"{"Records":["#;
-    if !payload.starts_with(PREFIX) {
-        return None;
+/// `Records`, as Lambda lays the document out: first.
+const PREFIX: &[u8] = br#"{"Records":["#;
+
+/// Where `pieces` pieces would start: the first `},{` after each even share
+/// of the payload, pointing at its `{`. Guesses: a `},{` may as well be
+/// inside a string or a nested value; [`read_pieces`] finds out.
+fn guess_cuts(payload: &[u8], pieces: usize) -> Vec<usize> {
+    let mut cuts: Vec<usize> = Vec::with_capacity(pieces);
+    for k in 1..pieces {
+        let from = (payload.len() / pieces * k).max(cuts.last().map_or(0, |&c| c + 1));
+        let Some(i) = payload
+            .get(from..)
+            .and_then(|p| memchr::memmem::find(p, b"},{"))
+        else {
+            break;
+        };
+        cuts.push(from + i + 2);
     }
-    let middle = payload.len() / 2;
-    let split = middle + memchr::memmem::find(&payload[middle..], b"},{")? + 2;
-    let base = payload.as_ptr() as usize;
-    let (head, tail) = payload.split_at_mut(split);
-    type Job<'a> = Box<dyn FnOnce() -> Option<Halves> + Send + 'a>;
-    let first: Job<'_> = Box::new(move || {
-        let mut r = Reader::new(head, 0, true);
-        r.bump(PREFIX.len());
-        let mut metas = Vec::with_capacity(split / 1024 + 1);
-        // the first half must stop exactly at the guessed boundary
-        match r.record_list(&mut metas, 0, Some(split)) {
-            Ok(true) => Some(Halves {
-                records: metas.iter().map(|m| MetaSpans::of(base, m)).collect(),
-                records_end: split,
-            }),
-            _ => None,
-        }
-    });
-    let second: Job<'_> = Box::new(move || {
-        let mut r = Reader::new(tail, split, true);
-        let mut metas = Vec::with_capacity(r.rest.len() / 1024 + 1);
-        match r.record_list(&mut metas, 0, None) {
-            Ok(false) => Some(Halves {
-                records: metas.iter().map(|m| MetaSpans::of(base, m)).collect(),
-                records_end: r.offset,
-            }),
-            _ => None,
-        }
-    });
-    let jobs = vec![first, second];
-    let mut done = workers.run(jobs).into_iter();
-    let (mut head, tail) = (done.next()??, done.next()??);
-    head.records.extend(tail.records);
-    head.records_end = tail.records_end;
-    Some(head)
+    cuts
 }
 
-/// The envelope from two halves read by [`read_halves`], and the rest of the
+/// Reads the `Records` array in pieces on all threads, each piece from a
+/// guessed record boundary (`cuts`, increasing) to the next. The guesses are
+/// checked as the pieces are read: every piece but the last must end
+/// exactly at the next cut, between two `Records` elements, and the last at
+/// the closing `]`; then each cut is a true boundary and the pieces, joined,
+/// are what one pass reads. The pieces only read (a string with escapes
+/// ends the attempt), so on a wrong guess or any error the untouched payload
+/// is read again serially, which also gives the exact error of a serial
+/// read. Only Lambda's layout, `Records` first, is split.
+fn read_pieces(payload: &mut [u8], workers: Workers, cuts: &[usize]) -> Option<Pieces> {
+    if !payload.starts_with(PREFIX) || cuts.is_empty() || cuts[0] < PREFIX.len() {
+        return None;
+    }
+    let base = payload.as_ptr() as usize;
+    let mut slots = Vec::with_capacity(cuts.len() + 1);
+    let (mut rest, mut start) = (payload, 0);
+    for &cut in cuts {
+        let (piece, tail) = rest.split_at_mut(cut.checked_sub(start)?);
+        slots.push(Mutex::new(Some((start, piece))));
+        (rest, start) = (tail, cut);
+    }
+    slots.push(Mutex::new(Some((start, rest))));
+    let read = workers.each(slots.len(), |k| {
+        let (start, piece) = slots[k].lock().ok()?.take()?;
+        let mut r = Reader::new(piece, start, true);
+        if k == 0 {
+            r.bump(PREFIX.len());
+        }
+        let mut metas = Vec::with_capacity(r.rest.len() / 1024 + 1);
+        let pause_at = cuts.get(k).copied();
+        match r.record_list(&mut metas, 0, pause_at) {
+            Ok(paused) if paused == pause_at.is_some() => Some((
+                metas
+                    .iter()
+                    .map(|m| MetaSpans::of(base, m))
+                    .collect::<Vec<_>>(),
+                r.offset,
+            )),
+            _ => None,
+        }
+    });
+    let mut records = Vec::with_capacity(read.iter().flatten().map(|(s, _)| s.len()).sum());
+    let mut records_end = 0;
+    for piece in read {
+        let (spans, end) = piece?;
+        records.extend(spans);
+        records_end = end;
+    }
+    Some(Pieces {
+        records,
+        records_end,
+    })
+}
+
+/// The envelope from the pieces [`read_pieces`] read, and the rest of the
 /// document after `Records`, read as a serial read would.
-fn finish_halves(payload: &mut [u8], halves: Halves) -> Read<Envelope<'_>> {
-    let Halves {
+fn finish_pieces(payload: &mut [u8], pieces: Pieces) -> Read<Envelope<'_>> {
+    let Pieces {
         records: spans,
         records_end,
-    } = halves;
-    let (read, rest) = payload.split_at_mut(records_end);
-    let read: &[u8] = read;
-    // the spans were cut from this very buffer, so they are always in it
-    let bytes = |r: Range<usize>| read.get(r).unwrap_or_default();
-    let mut records = Vec::with_capacity(spans.len());
-    let mut last_shard = "";
-    for (index, m) in spans.into_iter().enumerate() {
-        let mut shard_id = text(bytes(m.shard_id));
-        if shard_id == last_shard {
-            shard_id = last_shard;
-        } else {
-            last_shard = shard_id;
-        }
-        records.push(RecordMeta {
-            index,
-            sequence_number: text(bytes(m.sequence_number)),
-            partition_key: text(bytes(m.partition_key)),
-            shard_id,
-            event_source_arn: text(bytes(m.event_source_arn)),
-            arrival_ms: m.arrival_ms,
-            data_base64: bytes(m.data_base64),
-        });
-    }
+    } = pieces;
+    let (text, rest) = payload.split_at_mut(records_end);
     let mut top = Top {
-        records: Some(records),
+        records_read: true,
         ..Top::default()
     };
+    // `Records` is the first member: the rest reads as if it had been read
     let mut reader = Reader::new(rest, records_end, false);
     reader.members_after_value(|r, key| r.top_field(key, &mut top))?;
     reader.end()?;
-    top.envelope()
+    Ok(Envelope {
+        records: Records::Spans { text, spans },
+        window: top.has_window.then_some(top.window),
+    })
 }
 
 /// Why reading stopped: not JSON, or JSON that is not a Kinesis event.
@@ -236,6 +322,8 @@ struct KinesisFields<'p> {
 /// The top-level object's members, as read so far.
 struct Top<'p> {
     records: Option<Vec<RecordMeta<'p>>>,
+    /// `Records` was read before (in pieces); a second one is skipped.
+    records_read: bool,
     has_window: bool,
     window: TumblingWindow<'p>,
 }
@@ -244,6 +332,7 @@ impl Default for Top<'_> {
     fn default() -> Self {
         Top {
             records: None,
+            records_read: false,
             has_window: false,
             window: TumblingWindow {
                 start_ms: 0,
@@ -260,7 +349,7 @@ impl Default for Top<'_> {
 impl<'p> Top<'p> {
     fn envelope(self) -> Read<Envelope<'p>> {
         Ok(Envelope {
-            records: self.records.ok_or(InvocationError::NoRecords)?,
+            records: Records::Metas(self.records.ok_or(InvocationError::NoRecords)?),
             window: self.has_window.then_some(self.window),
         })
     }
@@ -275,7 +364,7 @@ struct Reader<'p> {
     /// compared here while the bytes are in cache: every record of an
     /// invocation is from one shard, and the lake groups rows by shard.
     last_shard: &'p str,
-    /// Reading a guessed half (see [`read_halves`]): the payload must not be
+    /// Reading a guessed piece (see [`read_pieces`]): the payload must not be
     /// written, so a string with escapes fails instead of being unescaped.
     speculative: bool,
 }
@@ -344,7 +433,9 @@ impl<'p> Reader<'p> {
     /// One member of the top-level object.
     fn top_field(&mut self, key: &'p [u8], top: &mut Top<'p>) -> Read<()> {
         match key {
-            b"Records" if top.records.is_none() && self.peek() == Some(b'[') => {
+            b"Records"
+                if top.records.is_none() && !top.records_read && self.peek() == Some(b'[') =>
+            {
                 top.records = Some(self.records()?);
             }
             b"window" if self.peek() == Some(b'{') => {
@@ -395,7 +486,7 @@ impl<'p> Reader<'p> {
     /// `Records` elements from the cursor on, numbered from `index`, through
     /// the closing `]`. With `pause_at`, stops (and returns `true`) when the
     /// next element would start exactly there and nothing is left to read:
-    /// the first half of [`read_halves`] ends at its boundary.
+    /// a piece of [`read_pieces`] ends at the next one's start.
     fn record_list(
         &mut self,
         out: &mut Vec<RecordMeta<'p>>,
@@ -873,7 +964,7 @@ mod tests {
 
     fn read(text: &str) -> Result<(Vec<RecordMeta<'static>>, bool), InvocationError> {
         let buf: &'static mut [u8] = Box::leak(text.as_bytes().to_vec().into_boxed_slice());
-        read_serial(buf).map(|e| (e.records, e.window.is_some()))
+        read_serial(buf).map(|e| (e.records.to_vec(), e.window.is_some()))
     }
 
     const RECORD: &str = r#"{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"k1","sequenceNumber":"49590338271490256608559692538361571095921575989136588898","data":"eyJhIjoxfQ==","approximateArrivalTimestamp":1545084650.987},"eventSource":"aws:kinesis","eventVersion":"1.0","eventID":"shardId-000000000006:49590338271490256608559692538361571095921575989136588898","eventName":"aws:kinesis:record","invokeIdentityArn":"arn:aws:iam::123456789012:role/lambda-role","awsRegion":"us-east-2","eventSourceARN":"arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream"}"#;
@@ -930,7 +1021,7 @@ mod tests {
             let envelope = read_serial(&mut buf).expect("an envelope");
             let expected = reference["Records"].as_array().expect("an envelope");
             assert_eq!(envelope.records.len(), expected.len());
-            for (got, want) in envelope.records.iter().zip(expected) {
+            for (got, want) in envelope.records.to_vec().iter().zip(expected) {
                 let k = &want["kinesis"];
                 assert_eq!(
                     got.data_base64,
@@ -1013,17 +1104,17 @@ mod tests {
         .collect()
     }
 
-    /// Both ways of reading, on copies of `payload`: the result in halves
-    /// (forced, whatever the size) and the serial one.
+    /// Both ways of reading, on copies of `payload`: in pieces (forced,
+    /// whatever the size) and in one pass.
     fn both(
         payload: &[u8],
     ) -> (
         Result<Envelope<'static>, InvocationError>,
         Result<Envelope<'static>, InvocationError>,
     ) {
-        let halves: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
+        let pieces: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
         let serial: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
-        (read_with(halves, Workers::new(2), 0), read_serial(serial))
+        (read_with(pieces, Workers::new(2), 0), read_serial(serial))
     }
 
     fn same(
@@ -1031,28 +1122,43 @@ mod tests {
         b: &Result<Envelope<'_>, InvocationError>,
     ) -> bool {
         match (a, b) {
-            (Ok(a), Ok(b)) => a.records == b.records && a.window == b.window,
+            (Ok(a), Ok(b)) => a.records.to_vec() == b.records.to_vec() && a.window == b.window,
             (Err(a), Err(b)) => a == b,
             _ => false,
         }
     }
 
+    /// Where each record but the first starts.
+    fn record_starts(payload: &[u8]) -> Vec<usize> {
+        payload
+            .windows(12)
+            .enumerate()
+            .filter(|(_, w)| w == br#"},{"kinesis""#)
+            .map(|(i, _)| i + 2)
+            .collect()
+    }
+
     #[test]
-    fn two_halves_read_what_one_pass_reads() {
+    fn pieces_read_what_one_pass_reads() {
         for n in [2, 3, 10, 101] {
             for window in [false, true] {
                 let keys = (0..n).map(|i| format!("key-{i}"));
                 let payload = invocation(&records_with_keys(keys), window);
-                let mut buf = payload.clone();
-                // two records with the window fields after them have no
-                // boundary after the middle: read in one pass
-                let halves = read_halves(&mut buf, Workers::new(2));
-                assert_eq!(halves.is_some(), n > 2 || !window, "{n} records");
+                // the guesses are right: the payload is read in pieces
+                let cuts = guess_cuts(&payload, 8);
+                assert!(!cuts.is_empty(), "{n} records");
+                let read = read_pieces(&mut payload.clone(), Workers::new(2), &cuts);
+                assert_eq!(read.map(|p| p.records.len()), Some(n));
+                // and so is every record boundary, one record a piece
+                let every = record_starts(&payload);
+                let read = read_pieces(&mut payload.clone(), Workers::new(2), &every);
+                assert_eq!(read.map(|p| p.records.len()), Some(n));
                 let (split, serial) = both(&payload);
                 let split = split.expect("an envelope");
                 assert_eq!(split.records.len(), n);
-                assert!(split.records.iter().enumerate().all(|(i, r)| r.index == i));
-                assert_eq!(split.records[n - 1].partition_key, format!("key-{}", n - 1));
+                let records = split.records.to_vec();
+                assert!(records.iter().enumerate().all(|(i, r)| r.index == i));
+                assert_eq!(records[n - 1].partition_key, format!("key-{}", n - 1));
                 assert_eq!(split.window.is_some(), window);
                 assert!(same(&Ok(split), &serial), "{n} records, window {window}");
             }
@@ -1061,19 +1167,37 @@ mod tests {
 
     #[test]
     fn a_wrong_guess_or_an_escape_falls_back_to_one_pass() {
-        // every key holds the guessed boundary, so the guess lands in a string
-        let inside = invocation(
-            &records_with_keys((0..20).map(|i| format!("a}},{{{i}"))),
-            false,
-        );
-        assert!(read_halves(&mut inside.clone(), Workers::new(2)).is_none());
-        let (split, serial) = both(&inside);
+        // a `},{` inside a string, and one inside a nested unknown value
+        let keys = (0..20).map(|i| format!("a}},{{{i}"));
+        let mut records = records_with_keys(keys);
+        records[12] = records[12].replacen(r#""eventSource""#, r#""x":[{},{}],"eventSource""#, 1);
+        let payload = invocation(&records, false);
+        let good = record_starts(&payload);
+        for wrong in [
+            payload
+                .windows(5)
+                .position(|w| w == b"a},{7")
+                .expect("present")
+                + 3,
+            payload
+                .windows(5)
+                .position(|w| w == b"[{},{")
+                .expect("present")
+                + 4,
+        ] {
+            let mut cuts = good.clone();
+            cuts.push(wrong);
+            cuts.sort_unstable();
+            assert!(read_pieces(&mut payload.clone(), Workers::new(2), &cuts).is_none());
+            assert!(read_pieces(&mut payload.clone(), Workers::new(2), &[wrong]).is_none());
+        }
+        let (split, serial) = both(&payload);
         assert_eq!(
-            split.as_ref().expect("an envelope").records[7].partition_key,
+            split.as_ref().expect("an envelope").records.to_vec()[7].partition_key,
             "a},{7"
         );
         assert!(same(&split, &serial));
-        // escapes must not be unescaped by a guess that is then dropped
+        // escapes must not be unescaped by a reading that is then dropped
         for escaped_at in [1, 15] {
             let keys = (0..20).map(|i| {
                 if i == escaped_at {
@@ -1083,10 +1207,11 @@ mod tests {
                 }
             });
             let payload = invocation(&records_with_keys(keys), true);
-            assert!(read_halves(&mut payload.clone(), Workers::new(2)).is_none());
+            let cuts = record_starts(&payload);
+            assert!(read_pieces(&mut payload.clone(), Workers::new(2), &cuts).is_none());
             let (split, serial) = both(&payload);
             let split = split.expect("an envelope");
-            assert_eq!(split.records[escaped_at].partition_key, "q\"é");
+            assert_eq!(split.records.to_vec()[escaped_at].partition_key, "q\"é");
             assert!(same(&Ok(split), &serial));
         }
         // pretty-printed or `Records` not first: read in one pass, the same
@@ -1101,7 +1226,7 @@ mod tests {
     }
 
     #[test]
-    fn every_corruption_reads_the_same_in_halves_as_in_one_pass() {
+    fn every_corruption_reads_the_same_in_pieces_as_in_one_pass() {
         let payload = invocation(&records_with_keys((0..4).map(|i| format!("k{i}"))), true);
         for at in 0..payload.len() {
             for bad in [b'"', b'\\', b'{', b'}', b']', b',', 0x01, 0xff] {

@@ -8,10 +8,12 @@
 //! no per-field allocation, and buffers are reused across invocations.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use base64_simd::{Out, STANDARD};
 use thiserror::Error;
 
+use crate::envelope::Records;
 use crate::event::Event;
 use crate::parallel::Workers;
 use crate::reason::{ReasonCode, Rejection};
@@ -198,12 +200,13 @@ impl InvocationDecoder {
             records: metas,
             window,
         } = crate::envelope::read_envelope(payload, workers)?;
+        let metas = &metas;
 
         // Pass 1: sizes, base64 validity, size limit.
         spans.clear();
         let mut total = 0usize;
-        for meta in &metas {
-            let b64 = meta.data_base64;
+        for i in 0..metas.len() {
+            let b64 = metas.data(i);
             let estimate = STANDARD.estimated_decoded_length(b64.len());
             let span = if estimate > config.max_record_bytes + 2 {
                 Span::Rejected(too_large(estimate, config.max_record_bytes))
@@ -235,7 +238,7 @@ impl InvocationDecoder {
         };
         let arena = &mut arena[..total];
         let out = if threads == 1 {
-            decode_slice(parser, metas, spans, arena)
+            decode_slice(parser, metas, 0..metas.len(), spans, arena)
         } else {
             while extra_parsers.len() < threads - 1 {
                 extra_parsers.push(RecordParser::new());
@@ -252,24 +255,22 @@ impl InvocationDecoder {
                     offset += len + RECORD_PADDING;
                 }
             }
-            let mut metas = metas;
             let mut pieces = Vec::with_capacity(threads);
             let (mut arena_rest, mut spans_rest) = (arena, &spans[..]);
             let (mut done_records, mut done_bytes) = (0usize, 0usize);
             for &(cut, arena_cut) in &cuts {
-                let tail_metas = metas.split_off(cut - done_records);
                 let (piece_arena, tail_arena) = arena_rest.split_at_mut(arena_cut - done_bytes);
                 let (piece_spans, tail_spans) = spans_rest.split_at(cut - done_records);
-                pieces.push((metas, piece_spans, piece_arena));
-                (metas, arena_rest, spans_rest) = (tail_metas, tail_arena, tail_spans);
+                pieces.push((done_records..cut, piece_spans, piece_arena));
+                (arena_rest, spans_rest) = (tail_arena, tail_spans);
                 (done_records, done_bytes) = (cut, arena_cut);
             }
-            pieces.push((metas, spans_rest, arena_rest));
+            pieces.push((done_records..metas.len(), spans_rest, arena_rest));
             let parsers = std::iter::once(parser).chain(extra_parsers.iter_mut());
             let jobs: Vec<_> = pieces
                 .into_iter()
                 .zip(parsers)
-                .map(|((m, sp, a), p)| move || decode_slice(p, m, sp, a))
+                .map(|((r, sp, a), p)| move || decode_slice(p, metas, r, sp, a))
                 .collect();
             workers.run(jobs).into_iter().flatten().collect()
         };
@@ -280,17 +281,22 @@ impl InvocationDecoder {
     }
 }
 
-/// Decodes the records of one slice of the invocation into `arena` (which
-/// holds exactly their decoded bytes and padding).
+/// Decodes the records `range` of the invocation into `arena` (which holds
+/// exactly their decoded bytes and padding).
 fn decode_slice<'p>(
     parser: &mut RecordParser,
-    metas: Vec<RecordMeta<'p>>,
+    metas: &Records<'p>,
+    range: Range<usize>,
     spans: &[Span],
     arena: &'p mut [u8],
 ) -> Vec<DecodedRecord<'p>> {
     let mut rest: &'p mut [u8] = arena;
-    let mut out = Vec::with_capacity(metas.len());
-    for (meta, span) in metas.into_iter().zip(spans.iter()) {
+    let mut out = Vec::with_capacity(range.len());
+    let mut last_shard = "";
+    for (i, span) in range.zip(spans.iter()) {
+        let Some(meta) = metas.meta(i, &mut last_shard) else {
+            break;
+        };
         let outcome = match span {
             Span::Rejected(r) => Err(r.clone()),
             Span::Data { len } => {
