@@ -19,11 +19,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use pipeline_schemas::{DecoderConfig, InvocationDecoder, InvocationError};
+use pipeline_schemas::parallel::Workers;
+use pipeline_schemas::{DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::measures::{Aggregates, Dim, Dims, Measures, SeriesKey, add_event};
+use crate::measures::{Aggregates, Dim, Dims, Measures, SeriesKey, add_event, merge};
 use crate::sink::{MetricRecord, MetricsSink, SinkReport};
 
 /// The state key under which the window's aggregates travel.
@@ -197,9 +198,82 @@ pub struct WindowOutcome {
     pub stats: WindowStats,
 }
 
+/// Counts the valid events of `records` into `state`, each `event_id` once
+/// per window (the first occurrence counts, in record order).
+fn count(
+    records: &[DecodedRecord<'_>],
+    state: &mut WindowState,
+    stats: &mut WindowStats,
+    workers: Workers,
+) {
+    let threads = workers.threads();
+    if threads == 1 || records.len() < PARALLEL_MIN_EVENTS {
+        for record in records {
+            match &record.outcome {
+                Ok(event) => {
+                    if state.seen.insert(id_digest(event.event_id)) {
+                        add_event(&mut state.aggregates, event);
+                        stats.counted += 1;
+                    } else {
+                        stats.duplicates += 1;
+                    }
+                }
+                Err(_) => stats.poison += 1,
+            }
+        }
+        return;
+    }
+    // On several threads: digests in parallel, then which events count in
+    // record order on one thread (a hash insert each), then the sums in
+    // parallel, merged. Sums do not depend on the order they are added in.
+    let chunk = records.len().div_ceil(threads * 2);
+    let slices: Vec<&[DecodedRecord<'_>]> = records.chunks(chunk).collect();
+    let digests = workers.each(slices.len(), |k| {
+        slices[k]
+            .iter()
+            .map(|r| r.outcome.as_ref().ok().map(|e| id_digest(e.event_id)))
+            .collect::<Vec<_>>()
+    });
+    let mut counts = Vec::with_capacity(records.len());
+    for digest in digests.iter().flatten() {
+        counts.push(match digest {
+            Some(d) if state.seen.insert(*d) => {
+                stats.counted += 1;
+                true
+            }
+            Some(_) => {
+                stats.duplicates += 1;
+                false
+            }
+            None => {
+                stats.poison += 1;
+                false
+            }
+        });
+    }
+    let flags: Vec<&[bool]> = counts.chunks(chunk).collect();
+    let partial = workers.each(slices.len(), |k| {
+        let mut agg = Aggregates::new();
+        for (record, &counts) in slices[k].iter().zip(flags[k]) {
+            if let (true, Ok(event)) = (counts, &record.outcome) {
+                add_event(&mut agg, event);
+            }
+        }
+        agg
+    });
+    for agg in &partial {
+        merge(&mut state.aggregates, agg);
+    }
+}
+
+/// Below this many records one thread counts: sharing costs more.
+const PARALLEL_MIN_EVENTS: usize = 2048;
+
 /// The metrics aggregator for one Lambda container.
 pub struct WindowAggregator<S> {
     decoder: InvocationDecoder,
+    /// Threads to decode and count on (`0`: every core).
+    threads: usize,
     sink: S,
 }
 
@@ -209,14 +283,16 @@ impl<S: MetricsSink> WindowAggregator<S> {
     pub fn new(sink: S, decoder: DecoderConfig) -> Self {
         WindowAggregator {
             decoder: InvocationDecoder::new(decoder).with_threads(0),
+            threads: 0,
             sink,
         }
     }
 
-    /// Decodes on up to `threads` threads (`0`: every core); the metric
-    /// records are the same whatever the count.
+    /// Decodes and counts on up to `threads` threads (`0`: every core); the
+    /// metric records are the same whatever the count.
     pub fn with_decode_threads(mut self, threads: usize) -> Self {
         self.decoder.set_threads(threads);
+        self.threads = threads;
         self
     }
 
@@ -246,19 +322,12 @@ impl<S: MetricsSink> WindowAggregator<S> {
             records_in: invocation.records.len(),
             ..WindowStats::default()
         };
-        for record in &invocation.records {
-            match &record.outcome {
-                Ok(event) => {
-                    if state.seen.insert(id_digest(event.event_id)) {
-                        add_event(&mut state.aggregates, event);
-                        stats.counted += 1;
-                    } else {
-                        stats.duplicates += 1;
-                    }
-                }
-                Err(_) => stats.poison += 1,
-            }
-        }
+        count(
+            &invocation.records,
+            &mut state,
+            &mut stats,
+            Workers::new(self.threads),
+        );
         let shard_id = if window.shard_id.is_empty() {
             invocation.records.first().map_or("", |r| r.meta.shard_id)
         } else {

@@ -162,6 +162,56 @@ proptest! {
     }
 }
 
+/// A large invocation (counted on several threads) gives the same state,
+/// the same counts and the same metric records as on one thread, with
+/// duplicates adjacent and far apart (one in each half) and poison.
+#[tokio::test]
+async fn counting_on_several_threads_gives_what_one_thread_gives() {
+    let mut shard = traffic(5, 6000, 1, 0.03).remove(0);
+    for i in [3, 40, 2500] {
+        let mut again = shard[i].clone();
+        again.sequence_number.push('7');
+        shard.push(again);
+    }
+    let brute = brute_force(std::slice::from_ref(&shard));
+    let fields = |is_final| kinesis::WindowFields {
+        start_ms: 0,
+        end_ms: 60_000,
+        shard_id: kinesis::shard_id(0),
+        state: Vec::new(),
+        is_final,
+        terminated_early: false,
+    };
+    let mut outcomes = Vec::new();
+    for threads in [1, 2, 3] {
+        let root = temp_dir(&format!("threads-{threads}"));
+        let mut agg = WindowAggregator::new(
+            LocalMetrics::new(&root),
+            DecoderConfig {
+                max_record_bytes: 64 * 1024,
+            },
+        )
+        .with_decode_threads(threads);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut open =
+            kinesis::invocation_payload_with(&shard, &StreamInfo::default(), Some(&fields(false)));
+        let open = agg.process(&mut open, deadline).await.expect("a window");
+        let mut last =
+            kinesis::invocation_payload_with(&shard, &StreamInfo::default(), Some(&fields(true)));
+        let last = agg.process(&mut last, deadline).await.expect("a window");
+        assert_eq!(totals(&agg.sink().read_all().expect("metrics")), brute);
+        let s = &open.stats;
+        assert!(s.duplicates >= 3 && s.poison > 0, "{s:?}");
+        outcomes.push((
+            open.response,
+            (s.counted, s.duplicates, s.poison),
+            last.response,
+        ));
+    }
+    assert_eq!(outcomes[0], outcomes[1], "two threads");
+    assert_eq!(outcomes[0], outcomes[2], "three threads");
+}
+
 #[tokio::test]
 async fn an_invocation_without_a_window_is_refused() {
     let shards = traffic(3, 50, 1, 0.0);
