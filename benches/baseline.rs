@@ -399,7 +399,7 @@ pub fn archive_invocation(
             Err(_) => rejected += 1,
         }
     }
-    let mut valid = Vec::with_capacity(owned.len());
+    let mut rows = Vec::with_capacity(owned.len());
     for (i, record, e) in &owned {
         let event_id = record.event_id.as_deref().unwrap_or("");
         let meta = pipeline_schemas::RecordMeta {
@@ -416,12 +416,16 @@ pub fn archive_invocation(
             data_base64: b"",
         };
         let event = e.event().ok_or("validated event did not convert")?;
-        valid.push(pipeline_processors::ValidRecord {
-            position: *i,
+        rows.push((*i, meta, event));
+    }
+    let valid: Vec<_> = rows
+        .iter()
+        .map(|(position, meta, event)| pipeline_processors::ValidRecord {
+            position: *position,
             meta,
             event,
-        });
-    }
+        })
+        .collect();
     let files = pipeline_processors::lake::encode(&valid, codec)?;
     Ok((valid.len(), rejected, files))
 }

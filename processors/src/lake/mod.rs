@@ -499,12 +499,12 @@ mod tests {
         let mut decoder = pipeline_schemas::InvocationDecoder::default();
         let decoded = decoder.decode(&mut payload).expect("decoded");
         let valid: Vec<ValidRecord<'_>> = decoded
-            .into_iter()
+            .iter()
             .enumerate()
             .filter_map(|(position, r)| {
-                r.outcome.ok().map(|event| ValidRecord {
+                r.outcome.as_ref().ok().map(|event| ValidRecord {
                     position,
-                    meta: r.meta,
+                    meta: &r.meta,
                     event,
                 })
             })
@@ -515,9 +515,9 @@ mod tests {
         let (mut lo, mut hi) = (0, valid.len());
         while lo < hi {
             hi -= 1;
-            mixed.push(valid[hi].clone());
+            mixed.push(valid[hi]);
             if lo < hi {
-                mixed.push(valid[lo].clone());
+                mixed.push(valid[lo]);
                 lo += 1;
             }
         }
