@@ -202,28 +202,40 @@ impl InvocationDecoder {
         } = crate::envelope::read_envelope(payload, workers)?;
         let metas = &metas;
 
-        // Pass 1: sizes, base64 validity, size limit.
+        // Pass 1: sizes, base64 validity, size limit (on all threads for
+        // large invocations: each record's `data` end is a cache miss).
         spans.clear();
-        let mut total = 0usize;
-        for i in 0..metas.len() {
+        let max = config.max_record_bytes;
+        let span_of = |i: usize| -> Span {
             let b64 = metas.data(i);
             let estimate = STANDARD.estimated_decoded_length(b64.len());
-            let span = if estimate > config.max_record_bytes + 2 {
-                Span::Rejected(too_large(estimate, config.max_record_bytes))
-            } else {
-                match STANDARD.decoded_length(b64) {
-                    Ok(len) if len > config.max_record_bytes => {
-                        Span::Rejected(too_large(len, config.max_record_bytes))
-                    }
-                    Ok(len) => {
-                        total += len + RECORD_PADDING;
-                        Span::Data { len }
-                    }
-                    Err(_) => Span::Rejected(bad_base64()),
-                }
-            };
-            spans.push(span);
+            if estimate > max + 2 {
+                return Span::Rejected(too_large(estimate, max));
+            }
+            match STANDARD.decoded_length(b64) {
+                Ok(len) if len > max => Span::Rejected(too_large(len, max)),
+                Ok(len) => Span::Data { len },
+                Err(_) => Span::Rejected(bad_base64()),
+            }
+        };
+        if metas.len() >= PARALLEL_MIN_RECORDS && workers.threads() > 1 {
+            let share = metas.len().div_ceil(workers.threads());
+            let shares = workers.each(workers.threads(), |k| {
+                (k * share..((k + 1) * share).min(metas.len()))
+                    .map(span_of)
+                    .collect::<Vec<_>>()
+            });
+            spans.extend(shares.into_iter().flatten());
+        } else {
+            spans.extend((0..metas.len()).map(span_of));
         }
+        let total: usize = spans
+            .iter()
+            .map(|s| match s {
+                Span::Data { len } => len + RECORD_PADDING,
+                Span::Rejected(_) => 0,
+            })
+            .sum();
         if arena.len() < total {
             arena.resize(total, 0);
         }
