@@ -21,6 +21,7 @@ use pipeline_processors::{
     BatchProcessor, DeadLetterQueue, LakeArchiver, LakeConfig, LocalDeadLetters, LocalStore,
     RecordHandler, RetryPolicy,
 };
+use pipeline_schemas::parallel::Workers;
 use pipeline_schemas::{DecoderConfig, EventData, RecordParser};
 use serde_json::json;
 
@@ -359,9 +360,10 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         totals.invocations, faults, totals.retries, totals.esm_retries
     );
     println!(
-        "processed {produced} records in {:.2} s ({:.0} records/s, one core, faults and retries included); total {:.1} s",
+        "processed {produced} records in {:.2} s ({:.0} records/s, {} cores available to the functions, faults and retries included); total {:.1} s",
         processing.as_secs_f64(),
         produced as f64 / processing.as_secs_f64().max(1e-9),
+        Workers::new(0).threads(),
         started.elapsed().as_secs_f64()
     );
     let summary = json!({
