@@ -7,8 +7,9 @@
 //! thread spawned for the second half of the records started up to 4 ms late
 //! (median 1.8 ms), so two cores decoded no faster than one about half the
 //! time. The helpers here are created once, and [`Workers::warm`] sets them
-//! spinning when an invocation starts, while the caller still reads the
-//! envelope: by the time there is work to share, the other cores are awake.
+//! spinning when an invocation starts. The first shared work, the envelope,
+//! is cut into more pieces than threads and handed out as threads come free,
+//! so a helper that wakes late takes fewer; from then on the cores are awake.
 //! Spinning costs nothing on Lambda, which bills wall time whatever the CPU
 //! does, and it stops a few milliseconds after the last [`Warm`] guard.
 
