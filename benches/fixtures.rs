@@ -12,8 +12,8 @@ use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError, SinkReport};
 use pipeline_generator::kinesis::{self, StreamInfo, WindowFields};
 use pipeline_generator::{TrafficConfig, generate};
 use pipeline_processors::{
-    BatchProcessor, Codec, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig,
-    ObjectStore, PutOptions, PutOutcome, RetryPolicy, StoreError,
+    BatchProcessor, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig, ObjectStore,
+    PutOptions, PutOutcome, RetryPolicy, StoreError,
 };
 use pipeline_schemas::DecoderConfig;
 
@@ -101,10 +101,8 @@ pub fn archiver(
     threads: usize,
 ) -> BatchProcessor<LakeArchiver<NullStore>, NullDlq> {
     let lake = LakeConfig {
-        codec: Codec::Zstd(1),
-        if_absent: true,
-        retry: RetryPolicy::default(),
         encode_threads: threads,
+        ..LakeConfig::default()
     };
     BatchProcessor::new(
         LakeArchiver::new(store, lake),

@@ -206,19 +206,29 @@ fn count(
     stats: &mut WindowStats,
     workers: Workers,
 ) {
+    // whether a record counts: valid, and its `event_id` not yet seen
+    let mut admit = |digest: Option<u64>| match digest {
+        Some(d) if state.seen.insert(d) => {
+            stats.counted += 1;
+            true
+        }
+        Some(_) => {
+            stats.duplicates += 1;
+            false
+        }
+        None => {
+            stats.poison += 1;
+            false
+        }
+    };
+    let digest = |r: &DecodedRecord<'_>| r.outcome.as_ref().ok().map(|e| id_digest(e.event_id));
     let threads = workers.threads();
     if threads == 1 || records.len() < PARALLEL_MIN_EVENTS {
         for record in records {
-            match &record.outcome {
-                Ok(event) => {
-                    if state.seen.insert(id_digest(event.event_id)) {
-                        add_event(&mut state.aggregates, event);
-                        stats.counted += 1;
-                    } else {
-                        stats.duplicates += 1;
-                    }
-                }
-                Err(_) => stats.poison += 1,
+            if admit(digest(record))
+                && let Ok(event) = &record.outcome
+            {
+                add_event(&mut state.aggregates, event);
             }
         }
         return;
@@ -229,28 +239,9 @@ fn count(
     let chunk = records.len().div_ceil(threads * 2);
     let slices: Vec<&[DecodedRecord<'_>]> = records.chunks(chunk).collect();
     let digests = workers.each(slices.len(), |k| {
-        slices[k]
-            .iter()
-            .map(|r| r.outcome.as_ref().ok().map(|e| id_digest(e.event_id)))
-            .collect::<Vec<_>>()
+        slices[k].iter().map(digest).collect::<Vec<_>>()
     });
-    let mut counts = Vec::with_capacity(records.len());
-    for digest in digests.iter().flatten() {
-        counts.push(match digest {
-            Some(d) if state.seen.insert(*d) => {
-                stats.counted += 1;
-                true
-            }
-            Some(_) => {
-                stats.duplicates += 1;
-                false
-            }
-            None => {
-                stats.poison += 1;
-                false
-            }
-        });
-    }
+    let counts: Vec<bool> = digests.into_iter().flatten().map(&mut admit).collect();
     let flags: Vec<&[bool]> = counts.chunks(chunk).collect();
     let partial = workers.each(slices.len(), |k| {
         let mut agg = Aggregates::new();
@@ -272,8 +263,6 @@ const PARALLEL_MIN_EVENTS: usize = 2048;
 /// The metrics aggregator for one Lambda container.
 pub struct WindowAggregator<S> {
     decoder: InvocationDecoder,
-    /// Threads to decode and count on (`0`: every core).
-    threads: usize,
     sink: S,
 }
 
@@ -283,7 +272,6 @@ impl<S: MetricsSink> WindowAggregator<S> {
     pub fn new(sink: S, decoder: DecoderConfig) -> Self {
         WindowAggregator {
             decoder: InvocationDecoder::new(decoder).with_threads(0),
-            threads: 0,
             sink,
         }
     }
@@ -292,7 +280,6 @@ impl<S: MetricsSink> WindowAggregator<S> {
     /// metric records are the same whatever the count.
     pub fn with_decode_threads(mut self, threads: usize) -> Self {
         self.decoder.set_threads(threads);
-        self.threads = threads;
         self
     }
 
@@ -307,6 +294,7 @@ impl<S: MetricsSink> WindowAggregator<S> {
         payload: &mut [u8],
         deadline: Instant,
     ) -> Result<WindowOutcome, WindowError> {
+        let workers = Workers::new(self.decoder.threads());
         let invocation = self.decoder.decode_invocation(payload)?;
         let window = invocation.window.ok_or(WindowError::NoWindow)?;
         let state_in = window
@@ -322,12 +310,7 @@ impl<S: MetricsSink> WindowAggregator<S> {
             records_in: invocation.records.len(),
             ..WindowStats::default()
         };
-        count(
-            &invocation.records,
-            &mut state,
-            &mut stats,
-            Workers::new(self.threads),
-        );
+        count(&invocation.records, &mut state, &mut stats, workers);
         let shard_id = if window.shard_id.is_empty() {
             invocation.records.first().map_or("", |r| r.meta.shard_id)
         } else {

@@ -15,7 +15,6 @@
 //! Large payloads are read in pieces on several threads ([`read_pieces`]).
 
 use std::ops::Range;
-use std::sync::Mutex;
 
 use crate::invocation::{InvocationError, RecordMeta, TumblingWindow};
 use crate::parallel::Workers;
@@ -74,12 +73,7 @@ impl<'p> Records<'p> {
                 let m = spans.get(i)?;
                 // the spans were cut from this very buffer, so they are in it
                 let bytes = |r: &Range<usize>| text.get(r.clone()).unwrap_or_default();
-                let mut shard_id = self::text(bytes(&m.shard_id));
-                if shard_id == *last_shard {
-                    shard_id = last_shard;
-                } else {
-                    *last_shard = shard_id;
-                }
+                let shard_id = same_slice(last_shard, self::text(bytes(&m.shard_id)));
                 Some(RecordMeta {
                     index: i,
                     sequence_number: self::text(bytes(&m.sequence_number)),
@@ -220,16 +214,15 @@ fn read_pieces(payload: &mut [u8], workers: Workers, cuts: &[usize]) -> Option<P
         return None;
     }
     let base = payload.as_ptr() as usize;
-    let mut slots = Vec::with_capacity(cuts.len() + 1);
+    let mut pieces = Vec::with_capacity(cuts.len() + 1);
     let (mut rest, mut start) = (payload, 0);
-    for &cut in cuts {
+    for (k, &cut) in cuts.iter().enumerate() {
         let (piece, tail) = rest.split_at_mut(cut.checked_sub(start)?);
-        slots.push(Mutex::new(Some((start, piece))));
+        pieces.push((k, start, piece));
         (rest, start) = (tail, cut);
     }
-    slots.push(Mutex::new(Some((start, rest))));
-    let read = workers.each(slots.len(), |k| {
-        let (start, piece) = slots[k].lock().ok()?.take()?;
+    pieces.push((cuts.len(), start, rest));
+    let read = workers.map(pieces, |(k, start, piece)| {
         let mut r = Reader::new(piece, start, true);
         if k == 0 {
             r.bump(PREFIX.len());
@@ -268,18 +261,15 @@ fn finish_pieces(payload: &mut [u8], pieces: Pieces) -> Read<Envelope<'_>> {
         records_end,
     } = pieces;
     let (text, rest) = payload.split_at_mut(records_end);
+    // `Records` is the first member: the rest reads as if it had been read
     let mut top = Top {
-        records_read: true,
+        records: Some(Records::Spans { text, spans }),
         ..Top::default()
     };
-    // `Records` is the first member: the rest reads as if it had been read
     let mut reader = Reader::new(rest, records_end, false);
     reader.members_after_value(|r, key| r.top_field(key, &mut top))?;
     reader.end()?;
-    Ok(Envelope {
-        records: Records::Spans { text, spans },
-        window: top.has_window.then_some(top.window),
-    })
+    top.envelope()
 }
 
 /// Why reading stopped: not JSON, or JSON that is not a Kinesis event.
@@ -321,9 +311,7 @@ struct KinesisFields<'p> {
 
 /// The top-level object's members, as read so far.
 struct Top<'p> {
-    records: Option<Vec<RecordMeta<'p>>>,
-    /// `Records` was read before (in pieces); a second one is skipped.
-    records_read: bool,
+    records: Option<Records<'p>>,
     has_window: bool,
     window: TumblingWindow<'p>,
 }
@@ -332,7 +320,6 @@ impl Default for Top<'_> {
     fn default() -> Self {
         Top {
             records: None,
-            records_read: false,
             has_window: false,
             window: TumblingWindow {
                 start_ms: 0,
@@ -349,7 +336,7 @@ impl Default for Top<'_> {
 impl<'p> Top<'p> {
     fn envelope(self) -> Read<Envelope<'p>> {
         Ok(Envelope {
-            records: Records::Metas(self.records.ok_or(InvocationError::NoRecords)?),
+            records: self.records.ok_or(InvocationError::NoRecords)?,
             window: self.has_window.then_some(self.window),
         })
     }
@@ -433,10 +420,8 @@ impl<'p> Reader<'p> {
     /// One member of the top-level object.
     fn top_field(&mut self, key: &'p [u8], top: &mut Top<'p>) -> Read<()> {
         match key {
-            b"Records"
-                if top.records.is_none() && !top.records_read && self.peek() == Some(b'[') =>
-            {
-                top.records = Some(self.records()?);
+            b"Records" if top.records.is_none() && self.peek() == Some(b'[') => {
+                top.records = Some(Records::Metas(self.records()?));
             }
             b"window" if self.peek() == Some(b'{') => {
                 let (start, end) = self.window_bounds()?;
@@ -532,15 +517,11 @@ impl<'p> Reader<'p> {
         })?;
         let k = kinesis.ok_or(bad("kinesis"))?;
         let event_id: &str = event_id.ok_or(bad("eventID"))?;
-        let mut shard_id = event_id
+        let shard_id = event_id
             .split_once(':')
             .map(|(s, _)| s)
             .ok_or(bad("eventID"))?;
-        if shard_id == self.last_shard {
-            shard_id = self.last_shard;
-        } else {
-            self.last_shard = shard_id;
-        }
+        let shard_id = same_slice(&mut self.last_shard, shard_id);
         Ok(RecordMeta {
             index,
             sequence_number: k.sequence_number.ok_or(bad("kinesis.sequenceNumber"))?,
@@ -835,6 +816,17 @@ impl<'p> Reader<'p> {
         }
         Ok(text)
     }
+}
+
+/// `id`, or `last` when they are equal, which then becomes the one slice of
+/// this shard id: every record of an invocation is from one shard, and the
+/// lake groups rows by shard, comparing addresses first.
+fn same_slice<'p>(last: &mut &'p str, id: &'p str) -> &'p str {
+    if id == *last {
+        return last;
+    }
+    *last = id;
+    id
 }
 
 /// A string's bytes as `str`; [`Reader::string`] checked them already.

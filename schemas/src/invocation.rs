@@ -150,8 +150,9 @@ impl InvocationDecoder {
 
     /// Decodes records (base64 and parsing) on up to `threads` threads; `0`
     /// uses every core, and more than the machine has are not used (see
-    /// [`Workers`]). The outer payload is read on one. Results are the same,
-    /// in the same order, whatever the count. A 3,538 MB Lambda has two vCPUs.
+    /// [`Workers`]). Large payloads' envelopes are read in pieces on them too.
+    /// Results are the same, in the same order, whatever the count. A
+    /// 3,538 MB Lambda has two vCPUs.
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.set_threads(threads);
         self
@@ -160,6 +161,12 @@ impl InvocationDecoder {
     /// See [`InvocationDecoder::with_threads`].
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads;
+    }
+
+    /// The threads asked for (`0`: every core): a consumer shares its own
+    /// per-record work over the same ones.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The limits in force.

@@ -14,7 +14,7 @@
 //! does, and it stops a few milliseconds after the last [`Warm`] guard.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long helpers keep spinning after the last guard is dropped: covers
@@ -166,6 +166,47 @@ impl Workers {
         slots.into_iter().flatten().collect()
     }
 
+    /// Calls `work` once on each of `items` (owned: a column writer, a slice
+    /// of the payload), handing the next to whichever thread is free;
+    /// results come back in `items`' order.
+    pub fn map<I, T, W>(&self, items: Vec<I>, work: W) -> Vec<T>
+    where
+        I: Send,
+        T: Send,
+        W: Fn(I) -> T + Sync,
+    {
+        let order: Vec<usize> = (0..items.len()).collect();
+        self.map_in_order(items, &order, work)
+    }
+
+    /// [`Workers::map`], starting the items in `order` (indices into
+    /// `items`, each once): the costliest first, so that no big one starts
+    /// last and leaves a core idle at the end. Results still come back in
+    /// `items`' order.
+    pub fn map_in_order<I, T, W>(&self, items: Vec<I>, order: &[usize], work: W) -> Vec<T>
+    where
+        I: Send,
+        T: Send,
+        W: Fn(I) -> T + Sync,
+    {
+        // each item is taken exactly once, by whichever thread gets its turn
+        let slots: Vec<Mutex<Option<I>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+        let done = self.each(order.len(), |k| {
+            let i = order[k];
+            // a poisoned lock means a panic, which reaches the caller anyway
+            let item = slots[i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            item.map(|item| (i, work(item)))
+        });
+        let mut out: Vec<Option<T>> = slots.iter().map(|_| None).collect();
+        for (i, value) in done.into_iter().flatten() {
+            out[i] = Some(value);
+        }
+        out.into_iter().flatten().collect()
+    }
+
     /// Calls `work(i)` for every `i` in `0..count`, handing the next index to
     /// whichever thread is free (so one slow item does not hold up a queue);
     /// results come back indexed by `i`.
@@ -248,6 +289,19 @@ mod tests {
             assert_eq!(out, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
         }
         assert!(Workers::new(2).each(0, |i| i).is_empty());
+    }
+
+    #[test]
+    fn owned_items_are_each_used_once_and_come_back_in_their_order() {
+        for threads in [1, 2, 0] {
+            let items: Vec<String> = (0..50).map(|i| format!("item {i}")).collect();
+            // the costliest first: the reverse
+            let order: Vec<usize> = (0..50).rev().collect();
+            let out = Workers::new(threads).map_in_order(items.clone(), &order, |s| s + "!");
+            let want: Vec<String> = items.iter().map(|s| format!("{s}!")).collect();
+            assert_eq!(out, want, "threads {threads}");
+            assert_eq!(Workers::new(threads).map(items, |s| s.len()).len(), 50);
+        }
     }
 
     #[test]

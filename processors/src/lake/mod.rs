@@ -159,10 +159,10 @@ pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>
     encode_with(records, codec, 1)
 }
 
-/// [`encode`] on up to `threads` threads (`0`: every core). The unit of work is one column of
-/// one file, not a file: an invocation holds a few files of very different
-/// sizes (order events dominate), so files alone balance badly over two
-/// cores. The files come out in the same order and with the same bytes
+/// [`encode`] on up to `threads` threads (`0`: every core). The unit of work
+/// is one column of one file, not a file: an invocation holds a few files of
+/// very different sizes (order events dominate), so files alone balance
+/// badly over two cores. The files come out in the same order and with the same bytes
 /// whatever the count (and the same bytes as `ArrowWriter`, tested).
 pub fn encode_with(
     records: &[ValidRecord<'_>],
@@ -176,77 +176,61 @@ pub fn encode_with(
     // largest files first, so that the big one is not started last
     let mut by_size: Vec<usize> = (0..groups.len()).collect();
     by_size.sort_by_key(|&g| std::cmp::Reverse(groups[g].1.len()));
+    let files: Vec<usize> = (0..groups.len()).collect();
 
     // 1. one Arrow batch per file
-    let built = workers.each(by_size.len(), |k| {
-        let ((table, _, _), idx) = &groups[by_size[k]];
-        build_batch(records, *table, idx)
-    });
-    let mut batches: Vec<Option<RecordBatch>> = groups.iter().map(|_| None).collect();
-    for (&g, batch) in by_size.iter().zip(built) {
-        batches[g] = Some(batch?);
-    }
-    let batches: Vec<RecordBatch> = batches.into_iter().flatten().collect();
+    let batches = workers
+        .map_in_order(files.clone(), &by_size, |g| {
+            let ((table, _, _), idx) = &groups[g];
+            build_batch(records, *table, idx)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
 
-    // 2. every column chunk of every file, largest files first
-    let mut files = Vec::with_capacity(groups.len());
-    // opening a file makes a zstd context per column and encodes the Arrow
-    // schema: 1.4 ms an invocation, shared out too
-    let started = workers.each(by_size.len(), |k| start_file(&batches[by_size[k]], &props));
+    // 2. every column chunk of every file, the costliest columns first;
+    // opening a file (a zstd context per column, the Arrow schema) is
+    // shared out too: 1.4 ms an invocation
+    let opened = workers
+        .map_in_order(files, &by_size, |g| start_file(&batches[g], &props))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut writers = Vec::with_capacity(opened.len());
     let (mut tasks, mut costs) = (Vec::new(), Vec::new());
-    for (&g, opened) in by_size.iter().zip(started) {
-        let (file, columns) = opened?;
-        files.push((g, file));
+    for (file, columns) in opened {
+        writers.push((file, columns.len()));
         for (task, cost) in columns {
-            tasks.push(std::sync::Mutex::new(Some(task)));
+            tasks.push(task);
             costs.push(cost);
         }
     }
-    // the costliest columns first, so that no big one starts last and
-    // leaves a core idle at the end (longest processing time first)
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     order.sort_by_key(|&t| std::cmp::Reverse(costs[t]));
-    let encoded = workers.each(order.len(), |k| {
-        let (mut writer, leaf) = tasks[order[k]]
-            .lock()
-            .map_err(|_| "an encoder thread panicked".to_owned())?
-            .take()
-            .ok_or("a column was encoded twice")?;
-        writer
-            .write(&leaf)
-            .and_then(|()| writer.close())
-            .map_err(|e| format!("parquet write: {e}"))
-    });
-    let mut chunks: Vec<Option<_>> = order.iter().map(|_| None).collect();
-    for (&t, chunk) in order.iter().zip(encoded) {
-        chunks[t] = Some(chunk);
-    }
+    let mut chunks = workers
+        .map_in_order(tasks, &order, |(mut writer, leaf)| {
+            writer
+                .write(&leaf)
+                .and_then(|()| writer.close())
+                .map_err(|e| format!("parquet write: {e}"))
+        })
+        .into_iter();
 
     // 3. the files, each from its chunks in column order (footers and
     // statistics on all threads too)
-    let mut chunks = chunks.into_iter().flatten();
-    let mut assembly = Vec::with_capacity(files.len());
-    for (g, file) in files {
-        let columns = file.schema_descr().num_columns();
+    let mut assembly = Vec::with_capacity(writers.len());
+    for (g, (file, columns)) in writers.into_iter().enumerate() {
         let mine: Vec<_> = chunks.by_ref().take(columns).collect();
         if mine.len() != columns {
             return Err("a column chunk is missing".to_owned());
         }
-        assembly.push(std::sync::Mutex::new(Some((g, file, mine))));
+        assembly.push((g, file, mine));
     }
-    let assembled = workers.each(assembly.len(), |k| {
-        let (g, file, chunks) = assembly[k]
-            .lock()
-            .map_err(|_| "an encoder thread panicked".to_owned())?
-            .take()
-            .ok_or("a file was assembled twice")?;
-        let bytes = finish_file(file, chunks)?;
-        let ((table, partition, shard), idx) = &groups[g];
-        let first = records[idx[0]].meta.sequence_number;
-        let last = records[idx[idx.len() - 1]].meta.sequence_number;
-        Ok::<_, String>((
-            g,
-            LakeFile {
+    workers
+        .map(assembly, |(g, file, chunks)| {
+            let bytes = finish_file(file, chunks)?;
+            let ((table, partition, shard), idx) = &groups[g];
+            let first = records[idx[0]].meta.sequence_number;
+            let last = records[idx[idx.len() - 1]].meta.sequence_number;
+            Ok(LakeFile {
                 table: *table,
                 key: format!(
                     "{}/{}/part-{shard}-{first}-{last}.parquet",
@@ -256,12 +240,10 @@ pub fn encode_with(
                 bytes: Bytes::from(bytes),
                 rows: batches[g].num_rows(),
                 positions: idx.iter().map(|&i| records[i].position).collect(),
-            },
-        ))
-    });
-    let mut done = assembled.into_iter().collect::<Result<Vec<_>, _>>()?;
-    done.sort_by_key(|(g, _)| *g);
-    Ok(done.into_iter().map(|(_, file)| file).collect())
+            })
+        })
+        .into_iter()
+        .collect()
 }
 
 /// Appends a file's encoded column chunks, in column order, as its one row
