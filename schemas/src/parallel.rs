@@ -153,13 +153,25 @@ impl Workers {
             return jobs.into_iter().map(|job| job()).collect();
         };
         let mut slots: Vec<Option<T>> = jobs.iter().map(|_| None).collect();
+        let remaining = AtomicUsize::new(jobs.len() - 1);
         let mut jobs = jobs.into_iter();
         if let (Some(first), Some((head, tail))) = (jobs.next(), slots.split_first_mut()) {
             pool.threads.in_place_scope(|scope| {
+                let remaining = &remaining;
                 for (job, slot) in jobs.zip(tail.iter_mut()) {
-                    scope.spawn(move |_| *slot = Some(job()));
+                    scope.spawn(move |_| {
+                        *slot = Some(job());
+                        remaining.fetch_sub(1, Ordering::Release);
+                    });
                 }
                 *head = Some(first());
+                let waiting = Instant::now();
+                while remaining.load(Ordering::Acquire) != 0 && waiting.elapsed() < MAX_SPIN {
+                    if let Some(rayon_core::Yield::Executed) = rayon_core::yield_now() {
+                        continue;
+                    }
+                    std::hint::spin_loop();
+                }
             });
         }
         // the scope returned, so every job has filled its slot
@@ -242,6 +254,133 @@ impl Workers {
     }
 }
 
+impl Workers {
+    /// Runs `work` on every task of `initial` and on every task the work
+    /// adds with [`TaskQueue::push`], on all threads, until none is left;
+    /// the highest priority first (ties: the first pushed). For work in
+    /// stages, such as a file's columns once its batch is built: a thread
+    /// that finishes a stage takes the next ready task at once, where phases
+    /// separated by barriers leave a core idle while the last task of each
+    /// phase finishes. Results go wherever `work` puts them.
+    pub fn run_queue<T, W>(&self, initial: Vec<(u64, T)>, work: W)
+    where
+        T: Send,
+        W: Fn(T, &TaskQueue<T>) + Sync,
+    {
+        let queue = TaskQueue {
+            heap: Mutex::new(std::collections::BinaryHeap::new()),
+            pending: AtomicUsize::new(0),
+            pushed: AtomicU64::new(0),
+            abandoned: std::sync::atomic::AtomicBool::new(false),
+        };
+        for (priority, task) in initial {
+            queue.push(priority, task);
+        }
+        let pull = || {
+            loop {
+                if queue.abandoned.load(Ordering::Acquire) {
+                    break;
+                }
+                let next = queue
+                    .heap
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop();
+                match next {
+                    Some(ranked) => {
+                        // counted done even if `work` panics, so that the
+                        // other threads stop waiting for it
+                        let _done = Finished(&queue);
+                        work(ranked.task, &queue);
+                    }
+                    None if queue.pending.load(Ordering::Acquire) == 0 => break,
+                    // a running task may still add work
+                    None => std::hint::spin_loop(),
+                }
+            }
+        };
+        let jobs: Vec<_> = (0..self.threads.max(1))
+            .map(|_| &pull)
+            .map(|p| move || p())
+            .collect();
+        self.run(jobs);
+    }
+}
+
+/// The tasks of [`Workers::run_queue`]: those waiting, and a way for a task
+/// to add more.
+pub struct TaskQueue<T> {
+    heap: Mutex<std::collections::BinaryHeap<Ranked<T>>>,
+    /// Tasks pushed and not yet finished (waiting or running).
+    pending: AtomicUsize,
+    /// Tasks ever pushed: ties in priority go to the first.
+    pushed: AtomicU64,
+    /// A task panicked: the others stop taking work.
+    abandoned: std::sync::atomic::AtomicBool,
+}
+
+impl<T> TaskQueue<T> {
+    /// Adds a task; a higher `priority` runs sooner.
+    pub fn push(&self, priority: u64, task: T) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let order = self.pushed.fetch_add(1, Ordering::Relaxed);
+        self.heap
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Ranked {
+                priority,
+                order,
+                task,
+            });
+    }
+}
+
+/// Marks a task finished when dropped, and the queue abandoned when that
+/// happens in a panic.
+struct Finished<'q, T>(&'q TaskQueue<T>);
+
+impl<T> Drop for Finished<'_, T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandoned.store(true, Ordering::Release);
+        }
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A task with its place in the queue.
+struct Ranked<T> {
+    priority: u64,
+    order: u64,
+    task: T,
+}
+
+impl<T> Ranked<T> {
+    fn key(&self) -> (u64, std::cmp::Reverse<u64>) {
+        (self.priority, std::cmp::Reverse(self.order))
+    }
+}
+
+impl<T> PartialEq for Ranked<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl<T> Eq for Ranked<T> {}
+
+impl<T> PartialOrd for Ranked<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for Ranked<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
 /// Keeps the helpers spinning while alive; see [`Workers::warm`].
 #[must_use = "the helpers stop spinning when this is dropped"]
 pub struct Warm {
@@ -302,6 +441,45 @@ mod tests {
             assert_eq!(out, want, "threads {threads}");
             assert_eq!(Workers::new(threads).map(items, |s| s.len()).len(), 50);
         }
+    }
+
+    #[test]
+    fn queued_tasks_and_the_tasks_they_add_all_run_once_by_priority() {
+        for threads in [1, 2, 0] {
+            // each task n > 0 adds n - 1: 1 + 2 + ... + 10 runs in all
+            let ran = Mutex::new(Vec::new());
+            let initial: Vec<(u64, u32)> = (1..=10).map(|n| (u64::from(n), n)).collect();
+            Workers::new(threads).run_queue(initial, |n, queue| {
+                ran.lock().expect("lock").push(n);
+                if n > 1 {
+                    queue.push(u64::from(n - 1), n - 1);
+                }
+            });
+            let mut ran = ran.into_inner().expect("lock");
+            if threads == 1 {
+                // one thread: strictly by priority, ties first pushed first
+                assert_eq!(&ran[..3], &[10, 9, 9], "threads {threads}");
+            }
+            ran.sort_unstable();
+            let want: Vec<u32> = (1..=10).flat_map(|n| (1..=n).rev()).collect::<Vec<_>>();
+            let mut want = want;
+            want.sort_unstable();
+            assert_eq!(ran, want, "threads {threads}");
+        }
+        Workers::new(2).run_queue(Vec::<(u64, ())>::new(), |(), _| {});
+    }
+
+    #[test]
+    #[should_panic(expected = "task 7 failed")]
+    fn a_panicking_task_panics_the_caller_and_stops_the_others() {
+        let initial: Vec<(u64, u32)> = (0..20).map(|n| (0, n)).collect();
+        Workers::new(2).run_queue(initial, |n, queue| {
+            if n == 7 {
+                panic!("task 7 failed");
+            }
+            // keep adding work: without the stop this would never end
+            queue.push(0, n + 100);
+        });
     }
 
     #[test]

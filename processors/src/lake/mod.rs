@@ -12,7 +12,7 @@ pub mod compact;
 pub mod read;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
@@ -173,64 +173,67 @@ pub fn encode_with(
     let props = writer_properties(codec);
     let workers = Workers::new(threads);
     let _warm = workers.warm();
-    // largest files first, so that the big one is not started last
-    let mut by_size: Vec<usize> = (0..groups.len()).collect();
-    by_size.sort_by_key(|&g| std::cmp::Reverse(groups[g].1.len()));
-    let files: Vec<usize> = (0..groups.len()).collect();
-
-    // 1. one Arrow batch per file
-    let batches = workers
-        .map_in_order(files.clone(), &by_size, |g| {
+    let files: Vec<FileInProgress> = groups.iter().map(|_| FileInProgress::default()).collect();
+    // Each file: build its batch and open it, then encode each column, then
+    // assemble; tasks are queued as they become ready, so no core waits for
+    // the slowest task of a phase. Batches first (the biggest first: they
+    // unlock the most work), then assembly (short, and it frees memory),
+    // then columns, the costliest first, so that no big one starts last.
+    let initial = (0..groups.len())
+        .map(|g| (priority(Step::Build, groups[g].1.len()), Task::Build(g)))
+        .collect();
+    workers.run_queue(initial, |task, queue| match task {
+        Task::Build(g) => {
             let ((table, _, _), idx) = &groups[g];
-            build_batch(records, *table, idx)
-        })
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-
-    // 2. every column chunk of every file, the costliest columns first;
-    // opening a file (a zstd context per column, the Arrow schema) is
-    // shared out too: 1.4 ms an invocation
-    let opened = workers
-        .map_in_order(files, &by_size, |g| start_file(&batches[g], &props))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut writers = Vec::with_capacity(opened.len());
-    let (mut tasks, mut costs) = (Vec::new(), Vec::new());
-    for (file, columns) in opened {
-        writers.push((file, columns.len()));
-        for (task, cost) in columns {
-            tasks.push(task);
-            costs.push(cost);
+            let file = &files[g];
+            let opened = build_batch(records, *table, idx).and_then(|batch| {
+                let rows = batch.num_rows();
+                start_file(&batch, &props).map(|opened| (rows, opened))
+            });
+            match opened {
+                Ok((rows, (writer, columns))) => {
+                    let mut state = file.lock();
+                    state.rows = rows;
+                    state.writer = Some(writer);
+                    state.chunks = columns.iter().map(|_| None).collect();
+                    state.waiting = columns.len();
+                    drop(state);
+                    for (c, (column, cost)) in columns.into_iter().enumerate() {
+                        queue.push(
+                            priority(Step::Column, cost),
+                            Task::Column(g, c, Box::new(column)),
+                        );
+                    }
+                }
+                Err(e) => file.lock().result = Some(Err(e)),
+            }
         }
-    }
-    let mut order: Vec<usize> = (0..tasks.len()).collect();
-    order.sort_by_key(|&t| std::cmp::Reverse(costs[t]));
-    let mut chunks = workers
-        .map_in_order(tasks, &order, |(mut writer, leaf)| {
-            writer
+        Task::Column(g, c, column) => {
+            let (mut writer, leaf) = *column;
+            let chunk = writer
                 .write(&leaf)
                 .and_then(|()| writer.close())
-                .map_err(|e| format!("parquet write: {e}"))
-        })
-        .into_iter();
-
-    // 3. the files, each from its chunks in column order (footers and
-    // statistics on all threads too)
-    let mut assembly = Vec::with_capacity(writers.len());
-    for (g, (file, columns)) in writers.into_iter().enumerate() {
-        let mine: Vec<_> = chunks.by_ref().take(columns).collect();
-        if mine.len() != columns {
-            return Err("a column chunk is missing".to_owned());
+                .map_err(|e| format!("parquet write: {e}"));
+            let mut state = files[g].lock();
+            state.chunks[c] = Some(chunk);
+            state.waiting -= 1;
+            if state.waiting == 0 {
+                queue.push(priority(Step::Assemble, 0), Task::Assemble(g));
+            }
         }
-        assembly.push((g, file, mine));
-    }
-    workers
-        .map(assembly, |(g, file, chunks)| {
-            let bytes = finish_file(file, chunks)?;
+        Task::Assemble(g) => {
+            let mut state = files[g].lock();
+            let writer = state.writer.take();
+            let chunks = std::mem::take(&mut state.chunks);
+            let rows = state.rows;
+            drop(state);
             let ((table, partition, shard), idx) = &groups[g];
+            let bytes = writer
+                .ok_or_else(|| "a Parquet file was not opened".to_owned())
+                .and_then(|w| finish_file(w, chunks));
             let first = records[idx[0]].meta.sequence_number;
             let last = records[idx[idx.len() - 1]].meta.sequence_number;
-            Ok(LakeFile {
+            let done = bytes.map(|bytes| LakeFile {
                 table: *table,
                 key: format!(
                     "{}/{}/part-{shard}-{first}-{last}.parquet",
@@ -238,25 +241,79 @@ pub fn encode_with(
                     partition.path()
                 ),
                 bytes: Bytes::from(bytes),
-                rows: batches[g].num_rows(),
+                rows,
                 positions: idx.iter().map(|&i| records[i].position).collect(),
-            })
-        })
+            });
+            files[g].lock().result = Some(done);
+        }
+    });
+    files
         .into_iter()
+        .map(|f| {
+            f.0.into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .result
+                .unwrap_or_else(|| Err("a Parquet file was not finished".to_owned()))
+        })
         .collect()
+}
+
+/// The steps of encoding one file, as queued tasks.
+enum Task {
+    /// Build the file's Arrow batch and open its writer.
+    Build(usize),
+    /// Encode one column (file, column, its writer and values).
+    Column(usize, usize, Box<ColumnTask>),
+    /// Write the file from its encoded columns.
+    Assemble(usize),
+}
+
+/// The steps in queue rank: a step's tasks run before a lower step's.
+#[derive(Clone, Copy)]
+enum Step {
+    Column = 0,
+    Assemble = 1,
+    Build = 2,
+}
+
+/// A task's priority: its step, then its size (rows or Arrow bytes).
+fn priority(step: Step, size: usize) -> u64 {
+    ((step as u64) << 56) | (size as u64).min((1 << 56) - 1)
+}
+
+/// One file's state between its tasks.
+#[derive(Default)]
+struct FileInProgress(Mutex<FileState>);
+
+impl FileInProgress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
+        // a poisoned lock means a panicking task, which reaches the caller
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Default)]
+struct FileState {
+    rows: usize,
+    writer: Option<ParquetFile>,
+    chunks: Vec<Option<Result<ArrowColumnChunk, String>>>,
+    /// Columns not yet encoded.
+    waiting: usize,
+    result: Option<Result<LakeFile, String>>,
 }
 
 /// Appends a file's encoded column chunks, in column order, as its one row
 /// group, and writes the footer.
 fn finish_file(
     mut file: ParquetFile,
-    chunks: Vec<Result<ArrowColumnChunk, String>>,
+    chunks: Vec<Option<Result<ArrowColumnChunk, String>>>,
 ) -> Result<Vec<u8>, String> {
     let mut row_group = file
         .next_row_group()
         .map_err(|e| format!("parquet row group: {e}"))?;
     for chunk in chunks {
-        chunk?
+        chunk
+            .ok_or_else(|| "a column chunk is missing".to_owned())??
             .append_to_row_group(&mut row_group)
             .map_err(|e| format!("parquet column chunk: {e}"))?;
     }

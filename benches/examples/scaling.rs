@@ -1,0 +1,106 @@
+//! One core against two, measured interleaved: on a shared machine the speed
+//! of the second vCPU changes from one minute to the next, so two criterion
+//! benchmarks run a minute apart can disagree about the ratio by 15%. Here
+//! each round times a one-thread invocation and a two-thread one back to back
+//! (alternating which goes first) and the ratio is of the medians.
+//!
+//! ```sh
+//! cargo run --profile bench -p pipeline-benches --example scaling -- pipeline 200 0
+//! ```
+//!
+//! Arguments: `archive`, `aggregate` or `pipeline` (both functions, as
+//! `--bench pipeline` runs them); rounds; and a pause in milliseconds before
+//! each invocation, long enough (20) for the helper threads to stop spinning
+//! and their vCPU to be parked, as after an idle spell on Lambda.
+
+use std::time::{Duration, Instant};
+
+use pipeline_aggregators::WindowAggregator;
+use pipeline_benches::fixtures::{
+    CountingSink, NullDlq, NullStore, archiver, deadline, payload, runtime,
+};
+use pipeline_processors::{BatchProcessor, LakeArchiver};
+use pipeline_schemas::DecoderConfig;
+
+const EVENTS: usize = 10_000;
+
+/// The functions one invocation goes through, on a given thread count.
+struct Functions {
+    archiver: Option<BatchProcessor<LakeArchiver<NullStore>, NullDlq>>,
+    aggregator: Option<WindowAggregator<CountingSink>>,
+}
+
+impl Functions {
+    fn new(job: &str, threads: usize) -> Self {
+        Functions {
+            archiver: (job != "aggregate").then(|| archiver(NullStore::default(), threads)),
+            aggregator: (job != "archive").then(|| {
+                WindowAggregator::new(CountingSink::default(), DecoderConfig::default())
+                    .with_decode_threads(threads)
+            }),
+        }
+    }
+
+    /// Handles one invocation (each function its own copy of the payload);
+    /// returns the time taken.
+    fn time(&mut self, rt: &tokio::runtime::Runtime, payload: &[u8]) -> Duration {
+        let (mut a, mut b) = (payload.to_vec(), payload.to_vec());
+        let started = Instant::now();
+        if let Some(archiver) = &mut self.archiver {
+            let out = rt.block_on(archiver.process(&mut a, deadline()));
+            assert!(out.is_ok_and(|o| o.stats.valid == EVENTS));
+        }
+        if let Some(aggregator) = &mut self.aggregator {
+            let out = rt.block_on(aggregator.process(&mut b, deadline()));
+            assert!(out.is_ok_and(|o| o.stats.counted == EVENTS));
+        }
+        started.elapsed()
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let job = args.next().unwrap_or_else(|| "pipeline".to_owned());
+    assert!(
+        ["archive", "aggregate", "pipeline"].contains(&job.as_str()),
+        "the job is archive, aggregate or pipeline"
+    );
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let pause = Duration::from_millis(args.next().and_then(|a| a.parse().ok()).unwrap_or(0));
+    let rt = runtime();
+    let payload = payload(EVENTS, true);
+    let mut one = Functions::new(&job, 1);
+    let mut two = Functions::new(&job, 2);
+    // warm-up: buffers grown, pages touched, the helper pool created
+    for _ in 0..10 {
+        one.time(&rt, &payload);
+        two.time(&rt, &payload);
+    }
+    let (mut t1, mut t2) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for first in [round % 2 == 0, round % 2 == 1] {
+            std::thread::sleep(pause);
+            if first {
+                t1.push(one.time(&rt, &payload));
+            } else {
+                t2.push(two.time(&rt, &payload));
+            }
+        }
+    }
+    let (m1, m2) = (median(t1), median(t2));
+    let per_s = |d: Duration| EVENTS as f64 / d.as_secs_f64() / 1000.0;
+    println!(
+        "{job}, {rounds} rounds, {} ms pause: one thread {:.2} ms ({:.0} K events/s), two threads {:.2} ms ({:.0} K events/s), {:.2}x",
+        pause.as_millis(),
+        m1.as_secs_f64() * 1e3,
+        per_s(m1),
+        m2.as_secs_f64() * 1e3,
+        per_s(m2),
+        m1.as_secs_f64() / m2.as_secs_f64()
+    );
+}
