@@ -98,9 +98,8 @@ pub struct DecodedRecord<'p> {
 /// the largest invocation seen and are then reused.
 pub struct InvocationDecoder {
     config: DecoderConfig,
-    parser: RecordParser,
-    /// One more parser per extra thread.
-    extra_parsers: Vec<RecordParser>,
+    /// One parser per thread (scratch buffers kept between invocations).
+    parsers: Vec<RecordParser>,
     threads: usize,
     arena: Vec<u8>,
     spans: Vec<Span>,
@@ -109,6 +108,10 @@ pub struct InvocationDecoder {
 /// Below this many records an invocation is decoded on one thread: a thread
 /// costs more than it saves.
 const PARALLEL_MIN_RECORDS: usize = 512;
+
+/// Slices of records per thread in pass 2: enough for a slow core to take
+/// fewer, few enough that joining their lists stays cheap.
+const SLICES_PER_THREAD: usize = 4;
 
 /// Payloads from this size up wake the helper threads before the envelope is
 /// read: 512 records of the smallest valid event are about this much.
@@ -140,8 +143,7 @@ impl InvocationDecoder {
     pub fn new(config: DecoderConfig) -> Self {
         InvocationDecoder {
             config,
-            parser: RecordParser::new(),
-            extra_parsers: Vec::new(),
+            parsers: vec![RecordParser::new()],
             threads: 1,
             arena: Vec::new(),
             spans: Vec::new(),
@@ -193,8 +195,7 @@ impl InvocationDecoder {
     ) -> Result<DecodedInvocation<'p>, InvocationError> {
         let Self {
             config,
-            parser,
-            extra_parsers,
+            parsers,
             threads,
             arena,
             spans,
@@ -226,8 +227,9 @@ impl InvocationDecoder {
             }
         };
         if metas.len() >= PARALLEL_MIN_RECORDS && workers.threads() > 1 {
-            let share = metas.len().div_ceil(workers.threads());
-            let shares = workers.each(workers.threads(), |k| {
+            let slices = workers.threads() * SLICES_PER_THREAD;
+            let share = metas.len().div_ceil(slices);
+            let shares = workers.each(slices, |k| {
                 (k * share..((k + 1) * share).min(metas.len()))
                     .map(span_of)
                     .collect::<Vec<_>>()
@@ -248,33 +250,36 @@ impl InvocationDecoder {
         }
 
         // Pass 2: decode base64 into the arena, then parse each record in
-        // place; in contiguous slices of records (and of the arena) on
-        // several threads when the invocation is large enough.
+        // place; in slices of records (and of the arena) on several threads
+        // when the invocation is large enough, a few per thread, handed out
+        // as threads come free: a core slowed by its neighbours on the host
+        // takes fewer, rather than the other waiting for it at the end.
         let threads = if metas.len() >= PARALLEL_MIN_RECORDS {
             workers.threads()
         } else {
             1
         };
+        while parsers.len() < threads {
+            parsers.push(RecordParser::new());
+        }
         let arena = &mut arena[..total];
         let out = if threads == 1 {
-            decode_slice(parser, metas, 0..metas.len(), spans, arena)
+            decode_slice(&mut parsers[0], metas, 0..metas.len(), spans, arena)
         } else {
-            while extra_parsers.len() < threads - 1 {
-                extra_parsers.push(RecordParser::new());
-            }
+            let slices = threads * SLICES_PER_THREAD;
             // cut points balanced by decoded bytes
             // (record index, arena offset) of each cut
-            let mut cuts: Vec<(usize, usize)> = Vec::with_capacity(threads);
+            let mut cuts: Vec<(usize, usize)> = Vec::with_capacity(slices);
             let mut offset = 0usize;
             for (i, span) in spans.iter().enumerate() {
-                if cuts.len() + 1 < threads && offset * threads >= total * (cuts.len() + 1) {
+                if cuts.len() + 1 < slices && offset * slices >= total * (cuts.len() + 1) {
                     cuts.push((i, offset));
                 }
                 if let Span::Data { len } = span {
                     offset += len + RECORD_PADDING;
                 }
             }
-            let mut pieces = Vec::with_capacity(threads);
+            let mut pieces = Vec::with_capacity(slices);
             let (mut arena_rest, mut spans_rest) = (arena, &spans[..]);
             let (mut done_records, mut done_bytes) = (0usize, 0usize);
             for &(cut, arena_cut) in &cuts {
@@ -285,13 +290,13 @@ impl InvocationDecoder {
                 (done_records, done_bytes) = (cut, arena_cut);
             }
             pieces.push((done_records..metas.len(), spans_rest, arena_rest));
-            let parsers = std::iter::once(parser).chain(extra_parsers.iter_mut());
-            let jobs: Vec<_> = pieces
+            workers
+                .map_with(&mut parsers[..threads], pieces, |parser, (r, sp, a)| {
+                    decode_slice(parser, metas, r, sp, a)
+                })
                 .into_iter()
-                .zip(parsers)
-                .map(|((r, sp, a), p)| move || decode_slice(p, metas, r, sp, a))
-                .collect();
-            workers.run(jobs).into_iter().flatten().collect()
+                .flatten()
+                .collect()
         };
         Ok(DecodedInvocation {
             records: out,

@@ -201,18 +201,12 @@ impl Workers {
         T: Send,
         W: Fn(I) -> T + Sync,
     {
-        // each item is taken exactly once, by whichever thread gets its turn
-        let slots: Vec<Mutex<Option<I>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+        let slots = Slots::new(items);
         let done = self.each(order.len(), |k| {
             let i = order[k];
-            // a poisoned lock means a panic, which reaches the caller anyway
-            let item = slots[i]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            item.map(|item| (i, work(item)))
+            slots.take(i).map(|item| (i, work(item)))
         });
-        let mut out: Vec<Option<T>> = slots.iter().map(|_| None).collect();
+        let mut out: Vec<Option<T>> = (0..slots.len()).map(|_| None).collect();
         for (i, value) in done.into_iter().flatten() {
             out[i] = Some(value);
         }
@@ -227,30 +221,66 @@ impl Workers {
         T: Send,
         W: Fn(usize) -> T + Sync,
     {
-        let participants = self.threads.min(count);
+        let mut states = vec![(); self.threads.min(count).max(1)];
+        self.each_with(&mut states, count, |(), i| work(i))
+    }
+
+    /// [`Workers::each`] with a state per thread (a parser and its scratch
+    /// buffers, say): each of `states` is used by one thread at a time, and
+    /// no more threads take part than there are states.
+    pub fn each_with<S, T, W>(&self, states: &mut [S], count: usize, work: W) -> Vec<T>
+    where
+        S: Send,
+        T: Send,
+        W: Fn(&mut S, usize) -> T + Sync,
+    {
+        let participants = self.threads.min(count).min(states.len());
         if participants <= 1 {
-            return (0..count).map(work).collect();
+            return match states.first_mut() {
+                Some(state) => (0..count).map(|i| work(state, i)).collect(),
+                None => Vec::new(),
+            };
         }
         let next = AtomicUsize::new(0);
-        let pull = || {
+        let pull = |state: &mut S| {
             let mut mine = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
                     break mine;
                 }
-                mine.push((i, work(i)));
+                mine.push((i, work(state, i)));
             }
         };
-        let jobs: Vec<_> = (0..participants)
-            .map(|_| &pull)
-            .map(|p| move || p())
+        let jobs: Vec<_> = states[..participants]
+            .iter_mut()
+            .map(|state| {
+                let pull = &pull;
+                move || pull(state)
+            })
             .collect();
         let mut out: Vec<Option<T>> = (0..count).map(|_| None).collect();
         for (i, value) in self.run(jobs).into_iter().flatten() {
             out[i] = Some(value);
         }
         out.into_iter().flatten().collect()
+    }
+
+    /// [`Workers::map`] with a state per thread, as [`Workers::each_with`].
+    pub fn map_with<S, I, T, W>(&self, states: &mut [S], items: Vec<I>, work: W) -> Vec<T>
+    where
+        S: Send,
+        I: Send,
+        T: Send,
+        W: Fn(&mut S, I) -> T + Sync,
+    {
+        let slots = Slots::new(items);
+        self.each_with(states, slots.len(), |state, i| {
+            slots.take(i).map(|item| work(state, item))
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -381,6 +411,28 @@ impl<T> Ord for Ranked<T> {
     }
 }
 
+/// Owned items handed out by index, each exactly once, to whichever thread
+/// gets its turn.
+struct Slots<I>(Vec<Mutex<Option<I>>>);
+
+impl<I> Slots<I> {
+    fn new(items: Vec<I>) -> Self {
+        Slots(items.into_iter().map(|i| Mutex::new(Some(i))).collect())
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn take(&self, i: usize) -> Option<I> {
+        // a poisoned lock means a panic, which reaches the caller anyway
+        self.0[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
 /// Keeps the helpers spinning while alive; see [`Workers::warm`].
 #[must_use = "the helpers stop spinning when this is dropped"]
 pub struct Warm {
@@ -480,6 +532,35 @@ mod tests {
             // keep adding work: without the stop this would never end
             queue.push(0, n + 100);
         });
+    }
+
+    #[test]
+    fn each_thread_has_a_state_of_its_own() {
+        for threads in [1, 2, 0] {
+            // a state records the items it handled; together they handled each once
+            let mut states: Vec<Vec<usize>> = vec![Vec::new(); 3];
+            let items: Vec<usize> = (0..200).collect();
+            let out = Workers::new(threads).map_with(&mut states, items, |seen, i| {
+                seen.push(i);
+                i * 3
+            });
+            assert_eq!(out, (0..200).map(|i| i * 3).collect::<Vec<_>>());
+            let used = states.iter().filter(|s| !s.is_empty()).count();
+            assert!(used <= Workers::new(threads).threads(), "threads {threads}");
+            let mut all: Vec<usize> = states.concat();
+            all.sort_unstable();
+            assert_eq!(all, (0..200).collect::<Vec<_>>());
+        }
+        // no states, no work; fewer states than threads, fewer threads
+        assert!(
+            Workers::new(2)
+                .each_with(&mut [] as &mut [()], 5, |(), i| i)
+                .is_empty()
+        );
+        assert_eq!(
+            Workers::new(2).each_with(&mut [0u8], 3, |_, i| i),
+            vec![0, 1, 2]
+        );
     }
 
     #[test]
