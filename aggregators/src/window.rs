@@ -236,7 +236,9 @@ fn count(
     // On several threads: digests in parallel, then which events count in
     // record order on one thread (a hash insert each), then the sums in
     // parallel, merged. Sums do not depend on the order they are added in.
-    let chunk = records.len().div_ceil(threads * 2);
+    // Four slices a thread, handed out as threads come free: a core slowed
+    // by its neighbours on the host takes fewer.
+    let chunk = records.len().div_ceil(threads * 4);
     let slices: Vec<&[DecodedRecord<'_>]> = records.chunks(chunk).collect();
     let digests = workers.each(slices.len(), |k| {
         slices[k].iter().map(digest).collect::<Vec<_>>()
