@@ -70,6 +70,10 @@ PATH="$(pwd)/target/infra-lint/bin:$PATH" python3 scripts/check_template.py
 echo "== cargo test (workspace, all targets; benches run once as smoke tests)"
 cargo test --workspace --all-targets --all-features --locked
 cargo test --workspace --doc --all-features --locked
+# and the interleaved one-core/two-core measurement, one round of each job
+for job in archive aggregate pipeline; do
+  cargo run --locked -q -p pipeline-benches --example scaling -- "$job" 1 0
+done
 
 echo "== the Lambda binaries under the Lambda Runtime API (cargo lambda watch / invoke)"
 bash scripts/lambda_runtime_test.sh

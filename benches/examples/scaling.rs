@@ -77,7 +77,7 @@ fn main() {
     let mut one = Functions::new(&job, 1);
     let mut two = Functions::new(&job, 2);
     // warm-up: buffers grown, pages touched, the helper pool created
-    for _ in 0..10 {
+    for _ in 0..rounds.min(10) {
         one.time(&rt, &payload);
         two.time(&rt, &payload);
     }
