@@ -62,6 +62,18 @@ first = con.execute(
     f"SELECT min(occurred_at) FROM read_parquet('{lake}/user_events/*/*/*.parquet')"
 ).fetchone()[0]
 check(first is not None and first.year == 2026, f"timestamps read as instants ({first})")
+# the files' own metadata: zstd (uncompressed only where the writer chose so for
+# small-domain columns), and statistics Athena can prune by in every column chunk
+meta = f"parquet_metadata('{lake}/*/*/*/*.parquet')"
+codecs = dict(con.execute(f"SELECT compression, count(*) FROM {meta} GROUP BY 1").fetchall())
+check(set(codecs) <= {"ZSTD", "UNCOMPRESSED"} and codecs.get("ZSTD", 0) > codecs.get("UNCOMPRESSED", 0),
+      f"column chunk codecs {codecs}")
+unpruned = con.execute(
+    f"""SELECT count(*) FROM {meta}
+        WHERE path_in_schema IN ('event_id', 'occurred_at', 'sequence_number')
+          AND (stats_min_value IS NULL OR stats_max_value IS NULL OR stats_null_count IS NULL)"""
+).fetchone()[0]
+check(unpruned == 0, f"event_id, occurred_at and sequence_number have min/max/null-count statistics in every chunk ({unpruned} without)")
 if failures:
     print(f"{len(failures)} lake checks failed")
     sys.exit(1)
