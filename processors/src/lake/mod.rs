@@ -554,21 +554,20 @@ mod tests {
         assert_eq!(Codec::parse("gzip"), None);
     }
 
-    #[test]
-    fn files_follow_the_lake_contract() {
-        use parquet::basic::{LogicalType, TimeUnit, Type as Physical};
-        use parquet::file::reader::{FileReader, SerializedFileReader};
+    /// One invocation of generated traffic over `shards` shards.
+    fn payload_of(traffic: pipeline_generator::TrafficConfig, shards: u32) -> Vec<u8> {
         use pipeline_generator::kinesis::{self, StreamInfo};
-        let traffic = pipeline_generator::generate(pipeline_generator::TrafficConfig {
-            events: 2000,
-            seed: 3,
-            ..Default::default()
-        });
-        let records: Vec<_> = kinesis::route(&traffic, 1).into_iter().flatten().collect();
-        let mut payload = kinesis::invocation_payload(&records, &StreamInfo::default());
-        let mut decoder = pipeline_schemas::InvocationDecoder::default();
-        let decoded = decoder.decode(&mut payload).expect("decoded");
-        let valid: Vec<ValidRecord<'_>> = decoded
+        let traffic = pipeline_generator::generate(traffic);
+        let records: Vec<_> = kinesis::route(&traffic, shards)
+            .into_iter()
+            .flatten()
+            .collect();
+        kinesis::invocation_payload(&records, &StreamInfo::default())
+    }
+
+    /// The valid records of `decoded`, as the batch core hands them over.
+    fn valid_of<'a>(decoded: &'a [pipeline_schemas::DecodedRecord<'a>]) -> Vec<ValidRecord<'a>> {
+        decoded
             .iter()
             .enumerate()
             .filter_map(|(position, r)| {
@@ -579,7 +578,24 @@ mod tests {
                     event,
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn files_follow_the_lake_contract() {
+        use parquet::basic::{LogicalType, TimeUnit, Type as Physical};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let mut payload = payload_of(
+            pipeline_generator::TrafficConfig {
+                events: 2000,
+                seed: 3,
+                ..Default::default()
+            },
+            1,
+        );
+        let mut decoder = pipeline_schemas::InvocationDecoder::default();
+        let decoded = decoder.decode(&mut payload).expect("decoded");
+        let valid = valid_of(&decoded);
         for (codec, compressed) in [
             (Codec::Zstd(1), Compression::ZSTD(ZstdLevel::default())),
             (Codec::Snappy, Compression::SNAPPY),
@@ -634,29 +650,19 @@ mod tests {
 
     #[test]
     fn parallel_encoding_gives_the_same_files_in_the_same_order() {
-        use pipeline_generator::kinesis::{self, StreamInfo};
         // four shards and several hours in one payload: many groups
-        let traffic = pipeline_generator::generate(pipeline_generator::TrafficConfig {
-            events: 3000,
-            seed: 5,
-            events_per_second: 0.5,
-            ..Default::default()
-        });
-        let records: Vec<_> = kinesis::route(&traffic, 4).into_iter().flatten().collect();
-        let mut payload = kinesis::invocation_payload(&records, &StreamInfo::default());
+        let mut payload = payload_of(
+            pipeline_generator::TrafficConfig {
+                events: 3000,
+                seed: 5,
+                events_per_second: 0.5,
+                ..Default::default()
+            },
+            4,
+        );
         let mut decoder = pipeline_schemas::InvocationDecoder::default();
         let decoded = decoder.decode(&mut payload).expect("decoded");
-        let valid: Vec<ValidRecord<'_>> = decoded
-            .iter()
-            .enumerate()
-            .filter_map(|(position, r)| {
-                r.outcome.as_ref().ok().map(|event| ValidRecord {
-                    position,
-                    meta: &r.meta,
-                    event,
-                })
-            })
-            .collect();
+        let valid = valid_of(&decoded);
         // records in any order (here interleaved from both ends) group as a
         // plain map from (table, partition, shard) to row indices would
         let mut mixed = Vec::with_capacity(valid.len());
