@@ -13,7 +13,8 @@
 //! Spinning costs nothing on Lambda, which bills wall time whatever the CPU
 //! does, and it stops a few milliseconds after the last [`Warm`] guard.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -165,6 +166,8 @@ impl Workers {
                     });
                 }
                 *head = Some(first());
+                // wait for the helpers' share here, on this core: a caller
+                // blocked in the scope's latch is a parked vCPU, woken late
                 let waiting = Instant::now();
                 while remaining.load(Ordering::Acquire) != 0 && waiting.elapsed() < MAX_SPIN {
                     if let Some(rayon_core::Yield::Executed) = rayon_core::yield_now() {
@@ -282,9 +285,7 @@ impl Workers {
         .flatten()
         .collect()
     }
-}
 
-impl Workers {
     /// Runs `work` on every task of `initial` and on every task the work
     /// adds with [`TaskQueue::push`], on all threads, until none is left;
     /// the highest priority first (ties: the first pushed). For work in
@@ -298,10 +299,10 @@ impl Workers {
         W: Fn(T, &TaskQueue<T>) + Sync,
     {
         let queue = TaskQueue {
-            heap: Mutex::new(std::collections::BinaryHeap::new()),
+            heap: Mutex::new(BinaryHeap::new()),
             pending: AtomicUsize::new(0),
             pushed: AtomicU64::new(0),
-            abandoned: std::sync::atomic::AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
         };
         for (priority, task) in initial {
             queue.push(priority, task);
@@ -340,13 +341,13 @@ impl Workers {
 /// The tasks of [`Workers::run_queue`]: those waiting, and a way for a task
 /// to add more.
 pub struct TaskQueue<T> {
-    heap: Mutex<std::collections::BinaryHeap<Ranked<T>>>,
+    heap: Mutex<BinaryHeap<Ranked<T>>>,
     /// Tasks pushed and not yet finished (waiting or running).
     pending: AtomicUsize,
     /// Tasks ever pushed: ties in priority go to the first.
     pushed: AtomicU64,
     /// A task panicked: the others stop taking work.
-    abandoned: std::sync::atomic::AtomicBool,
+    abandoned: AtomicBool,
 }
 
 impl<T> TaskQueue<T> {
