@@ -34,7 +34,7 @@ sys.exit(f"{sys.argv[2]} did not start")
 PY
 }
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 echo "== starting moto_server on 127.0.0.1:$PORT"
 moto_server -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
 MOTO_PID=$!
