@@ -222,8 +222,7 @@ fn count(
         }
     };
     let digest = |r: &DecodedRecord<'_>| r.outcome.as_ref().ok().map(|e| id_digest(e.event_id));
-    let threads = workers.threads();
-    if threads == 1 || records.len() < PARALLEL_MIN_EVENTS {
+    if workers.threads() == 1 || records.len() < PARALLEL_MIN_EVENTS {
         for record in records {
             if admit(digest(record))
                 && let Ok(event) = &record.outcome
@@ -236,19 +235,15 @@ fn count(
     // On several threads: digests in parallel, then which events count in
     // record order on one thread (a hash insert each), then the sums in
     // parallel, merged. Sums do not depend on the order they are added in.
-    // Four slices a thread, handed out as threads come free: a core slowed
-    // by its neighbours on the host takes fewer.
-    let chunk = records.len().div_ceil(threads * 4);
-    let slices: Vec<&[DecodedRecord<'_>]> = records.chunks(chunk).collect();
-    let digests = workers.each(slices.len(), |k| {
-        slices[k].iter().map(digest).collect::<Vec<_>>()
+    let slices = workers.slices(records.len());
+    let digests = workers.map(slices.clone(), |range| {
+        records[range].iter().map(digest).collect::<Vec<_>>()
     });
     let counts: Vec<bool> = digests.into_iter().flatten().map(&mut admit).collect();
-    let flags: Vec<&[bool]> = counts.chunks(chunk).collect();
-    let partial = workers.each(slices.len(), |k| {
+    let partial = workers.map(slices, |range| {
         let mut agg = Aggregates::new();
-        for (record, &counts) in slices[k].iter().zip(flags[k]) {
-            if let (true, Ok(event)) = (counts, &record.outcome) {
+        for (record, &counted) in records[range.clone()].iter().zip(&counts[range]) {
+            if let (true, Ok(event)) = (counted, &record.outcome) {
                 add_event(&mut agg, event);
             }
         }

@@ -109,10 +109,6 @@ pub struct InvocationDecoder {
 /// costs more than it saves.
 const PARALLEL_MIN_RECORDS: usize = 512;
 
-/// Slices of records per thread in pass 2: enough for a slow core to take
-/// fewer, few enough that joining their lists stays cheap.
-const SLICES_PER_THREAD: usize = 4;
-
 /// Payloads from this size up wake the helper threads before the envelope is
 /// read: 512 records of the smallest valid event are about this much.
 const PARALLEL_MIN_BYTES: usize = 128 * 1024;
@@ -227,12 +223,8 @@ impl InvocationDecoder {
             }
         };
         if metas.len() >= PARALLEL_MIN_RECORDS && workers.threads() > 1 {
-            let slices = workers.threads() * SLICES_PER_THREAD;
-            let share = metas.len().div_ceil(slices);
-            let shares = workers.each(slices, |k| {
-                (k * share..((k + 1) * share).min(metas.len()))
-                    .map(span_of)
-                    .collect::<Vec<_>>()
+            let shares = workers.map(workers.slices(metas.len()), |range| {
+                range.map(span_of).collect::<Vec<_>>()
             });
             spans.extend(shares.into_iter().flatten());
         } else {
@@ -266,7 +258,7 @@ impl InvocationDecoder {
         let out = if threads == 1 {
             decode_slice(&mut parsers[0], metas, 0..metas.len(), spans, arena)
         } else {
-            let slices = threads * SLICES_PER_THREAD;
+            let slices = workers.slice_count();
             // cut points balanced by decoded bytes
             // (record index, arena offset) of each cut
             let mut cuts: Vec<(usize, usize)> = Vec::with_capacity(slices);

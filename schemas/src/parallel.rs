@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// the encoder takes under a millisecond).
 const LINGER: Duration = Duration::from_millis(3);
 
+/// Slices of shared work per thread (see [`Workers::slices`]).
+const SLICES_PER_THREAD: usize = 4;
+
 /// A helper never spins longer than this for one `warm` call, so a guard
 /// held across slow I/O cannot burn a core for long.
 const MAX_SPIN: Duration = Duration::from_millis(250);
@@ -181,39 +184,34 @@ impl Workers {
         slots.into_iter().flatten().collect()
     }
 
-    /// Calls `work` once on each of `items` (owned: a column writer, a slice
-    /// of the payload), handing the next to whichever thread is free;
-    /// results come back in `items`' order.
+    /// Calls `work` once on each of `items` (owned: a slice of the payload,
+    /// say), handing the next to whichever thread is free; results come back
+    /// in `items`' order.
     pub fn map<I, T, W>(&self, items: Vec<I>, work: W) -> Vec<T>
     where
         I: Send,
         T: Send,
         W: Fn(I) -> T + Sync,
     {
-        let order: Vec<usize> = (0..items.len()).collect();
-        self.map_in_order(items, &order, work)
+        let mut states = vec![(); self.threads.min(items.len()).max(1)];
+        self.map_with(&mut states, items, |(), item| work(item))
     }
 
-    /// [`Workers::map`], starting the items in `order` (indices into
-    /// `items`, each once): the costliest first, so that no big one starts
-    /// last and leaves a core idle at the end. Results still come back in
-    /// `items`' order.
-    pub fn map_in_order<I, T, W>(&self, items: Vec<I>, order: &[usize], work: W) -> Vec<T>
-    where
-        I: Send,
-        T: Send,
-        W: Fn(I) -> T + Sync,
-    {
-        let slots = Slots::new(items);
-        let done = self.each(order.len(), |k| {
-            let i = order[k];
-            slots.take(i).map(|item| (i, work(item)))
-        });
-        let mut out: Vec<Option<T>> = (0..slots.len()).map(|_| None).collect();
-        for (i, value) in done.into_iter().flatten() {
-            out[i] = Some(value);
-        }
-        out.into_iter().flatten().collect()
+    /// Contiguous ranges covering `0..len`, four for each thread: handed out
+    /// as threads come free, they let a core slowed by its neighbours on the
+    /// host take fewer, and stay few enough that joining their results is cheap.
+    pub fn slices(&self, len: usize) -> Vec<std::ops::Range<usize>> {
+        let count = self.slice_count().min(len.max(1));
+        let share = len.div_ceil(count);
+        (0..count)
+            .map(|k| (k * share).min(len)..((k + 1) * share).min(len))
+            .collect()
+    }
+
+    /// How many slices [`Workers::slices`] cuts work into; for cutting by
+    /// another measure than item count (bytes, say).
+    pub fn slice_count(&self) -> usize {
+        self.threads * SLICES_PER_THREAD
     }
 
     /// Calls `work(i)` for every `i` in `0..count`, handing the next index to
@@ -487,9 +485,7 @@ mod tests {
     fn owned_items_are_each_used_once_and_come_back_in_their_order() {
         for threads in [1, 2, 0] {
             let items: Vec<String> = (0..50).map(|i| format!("item {i}")).collect();
-            // the costliest first: the reverse
-            let order: Vec<usize> = (0..50).rev().collect();
-            let out = Workers::new(threads).map_in_order(items.clone(), &order, |s| s + "!");
+            let out = Workers::new(threads).map(items.clone(), |s| s + "!");
             let want: Vec<String> = items.iter().map(|s| format!("{s}!")).collect();
             assert_eq!(out, want, "threads {threads}");
             assert_eq!(Workers::new(threads).map(items, |s| s.len()).len(), 50);
@@ -562,6 +558,19 @@ mod tests {
             Workers::new(2).each_with(&mut [0u8], 3, |_, i| i),
             vec![0, 1, 2]
         );
+    }
+
+    #[test]
+    fn slices_cover_every_index_once_in_order() {
+        for threads in [1, 2, 0] {
+            let w = Workers::new(threads);
+            for len in [0, 1, 3, 7, 8, 9, 1000] {
+                let slices = w.slices(len);
+                assert!(slices.len() <= w.slice_count());
+                let all: Vec<usize> = slices.into_iter().flatten().collect();
+                assert_eq!(all, (0..len).collect::<Vec<_>>(), "len {len}");
+            }
+        }
     }
 
     #[test]

@@ -224,7 +224,6 @@ pub fn encode_with(
                     state.rows = rows;
                     state.writer = Some(writer);
                     state.chunks = columns.iter().map(|_| None).collect();
-                    state.waiting = columns.len();
                     drop(state);
                     for (c, (column, cost)) in columns.into_iter().enumerate() {
                         queue.push(
@@ -244,8 +243,7 @@ pub fn encode_with(
                 .map_err(|e| format!("parquet write: {e}"));
             let mut state = files[g].lock();
             state.chunks[c] = Some(chunk);
-            state.waiting -= 1;
-            if state.waiting == 0 {
+            if state.chunks.iter().all(Option::is_some) {
                 queue.push(priority(Step::Assemble, 0), Task::Assemble(g));
             }
         }
@@ -324,9 +322,8 @@ impl FileInProgress {
 struct FileState {
     rows: usize,
     writer: Option<ParquetFile>,
+    /// One per column, `None` until encoded.
     chunks: Vec<Option<Result<ArrowColumnChunk, String>>>,
-    /// Columns not yet encoded.
-    waiting: usize,
     result: Option<Result<LakeFile, String>>,
 }
 
