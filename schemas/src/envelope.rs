@@ -64,25 +64,24 @@ impl<'p> Records<'p> {
         }
     }
 
-    /// Record `i`'s metadata. `last_shard` is the previous record's shard id,
-    /// so that one shard's records share one slice (see [`Reader`]).
-    pub(crate) fn meta(&self, i: usize, last_shard: &mut &'p str) -> Option<RecordMeta<'p>> {
+    /// Record `i`'s metadata. `recent` holds the previous record's shard id
+    /// and stream ARN (see [`Recent`]).
+    pub(crate) fn meta(&self, i: usize, recent: &mut Recent<'p>) -> Option<RecordMeta<'p>> {
         match self {
             Records::Metas(m) => m.get(i).copied(),
             Records::Spans { text, spans } => {
                 let m = spans.get(i)?;
                 // the spans were cut from this very buffer, so they are in it
                 let bytes = |r: &Range<usize>| text.get(r.clone()).unwrap_or_default();
-                let shard_id = same_slice(last_shard, self::text(bytes(&m.shard_id)));
-                Some(RecordMeta {
-                    index: i,
-                    sequence_number: self::text(bytes(&m.sequence_number)),
-                    partition_key: self::text(bytes(&m.partition_key)),
-                    shard_id,
-                    event_source_arn: self::text(bytes(&m.event_source_arn)),
+                let raw = RawMeta {
+                    sequence_number: bytes(&m.sequence_number),
+                    partition_key: bytes(&m.partition_key),
+                    shard_id: bytes(&m.shard_id),
+                    event_source_arn: bytes(&m.event_source_arn),
                     arrival_ms: m.arrival_ms,
                     data_base64: bytes(&m.data_base64),
-                })
+                };
+                Some(raw.meta(i, recent))
             }
         }
     }
@@ -90,9 +89,9 @@ impl<'p> Records<'p> {
     /// Every record's metadata.
     #[cfg(test)]
     pub(crate) fn to_vec(&self) -> Vec<RecordMeta<'p>> {
-        let mut last = "";
+        let mut recent = Recent::default();
         (0..self.len())
-            .filter_map(|i| self.meta(i, &mut last))
+            .filter_map(|i| self.meta(i, &mut recent))
             .collect()
     }
 }
@@ -163,19 +162,70 @@ pub(crate) struct MetaSpans {
 }
 
 impl MetaSpans {
-    fn of(base: usize, meta: &RecordMeta<'_>) -> Self {
+    fn of(base: usize, meta: &RawMeta<'_>) -> Self {
         let at = |s: &[u8]| {
             let start = (s.as_ptr() as usize).wrapping_sub(base);
             start..start + s.len()
         };
         MetaSpans {
-            sequence_number: at(meta.sequence_number.as_bytes()),
-            partition_key: at(meta.partition_key.as_bytes()),
-            shard_id: at(meta.shard_id.as_bytes()),
-            event_source_arn: at(meta.event_source_arn.as_bytes()),
+            sequence_number: at(meta.sequence_number),
+            partition_key: at(meta.partition_key),
+            shard_id: at(meta.shard_id),
+            event_source_arn: at(meta.event_source_arn),
             arrival_ms: meta.arrival_ms,
             data_base64: at(meta.data_base64),
         }
+    }
+}
+
+/// A record's metadata as read: strings as bytes, already checked to be
+/// UTF-8 by [`Reader::string`] but not yet `str`. Turning bytes into `str`
+/// checks them again (the workspace forbids the unchecked conversion), so
+/// it happens once, where the record is kept: right away on one thread,
+/// or in the decoder's slices when the envelope was read in pieces (which
+/// keep byte ranges only and so skip it).
+struct RawMeta<'p> {
+    sequence_number: &'p [u8],
+    partition_key: &'p [u8],
+    /// The part of `eventID` before its `:`.
+    shard_id: &'p [u8],
+    event_source_arn: &'p [u8],
+    arrival_ms: i64,
+    data_base64: &'p [u8],
+}
+
+impl<'p> RawMeta<'p> {
+    fn meta(self, index: usize, recent: &mut Recent<'p>) -> RecordMeta<'p> {
+        RecordMeta {
+            index,
+            sequence_number: text(self.sequence_number),
+            partition_key: text(self.partition_key),
+            shard_id: Recent::same(&mut recent.shard_id, self.shard_id),
+            event_source_arn: Recent::same(&mut recent.event_source_arn, self.event_source_arn),
+            arrival_ms: self.arrival_ms,
+            data_base64: self.data_base64,
+        }
+    }
+}
+
+/// The previous record's shard id and stream ARN. Every record of an
+/// invocation normally has the same ones, so a record's bytes are compared
+/// with them (a `memcmp`) and, when equal, take the earlier `str` rather than
+/// being checked as UTF-8 again; one shard's records also share one slice,
+/// which the lake's grouping by shard compares by address first.
+#[derive(Default)]
+pub(crate) struct Recent<'p> {
+    shard_id: &'p str,
+    event_source_arn: &'p str,
+}
+
+impl<'p> Recent<'p> {
+    /// `bytes` as `str`: `last` when equal, else checked and remembered.
+    fn same(last: &mut &'p str, bytes: &'p [u8]) -> &'p str {
+        if bytes != last.as_bytes() {
+            *last = text(bytes);
+        }
+        last
     }
 }
 
@@ -227,16 +277,10 @@ fn read_pieces(payload: &mut [u8], workers: Workers, cuts: &[usize]) -> Option<P
         if k == 0 {
             r.bump(PREFIX.len());
         }
-        let mut metas = Vec::with_capacity(r.rest.len() / 1024 + 1);
+        let mut spans = Vec::with_capacity(r.rest.len() / 1024 + 1);
         let pause_at = cuts.get(k).copied();
-        match r.record_list(&mut metas, 0, pause_at) {
-            Ok(paused) if paused == pause_at.is_some() => Some((
-                metas
-                    .iter()
-                    .map(|m| MetaSpans::of(base, m))
-                    .collect::<Vec<_>>(),
-                r.offset,
-            )),
+        match r.record_list(|_, m| spans.push(MetaSpans::of(base, &m)), 0, pause_at) {
+            Ok(paused) if paused == pause_at.is_some() => Some((spans, r.offset)),
             _ => None,
         }
     });
@@ -303,8 +347,8 @@ enum Scalar<'p> {
 /// mistyped.
 #[derive(Default)]
 struct KinesisFields<'p> {
-    sequence_number: Option<&'p str>,
-    partition_key: Option<&'p str>,
+    sequence_number: Option<&'p [u8]>,
+    partition_key: Option<&'p [u8]>,
     data: Option<&'p [u8]>,
     arrival_ms: Option<i64>,
 }
@@ -347,10 +391,6 @@ struct Reader<'p> {
     rest: &'p mut [u8],
     /// Bytes already read, for error messages.
     offset: usize,
-    /// The previous record's shard id. Equal ids are made the same slice,
-    /// compared here while the bytes are in cache: every record of an
-    /// invocation is from one shard, and the lake groups rows by shard.
-    last_shard: &'p str,
     /// Reading a guessed piece (see [`read_pieces`]): the payload must not be
     /// written, so a string with escapes fails instead of being unescaped.
     speculative: bool,
@@ -361,7 +401,6 @@ impl<'p> Reader<'p> {
         Reader {
             rest,
             offset,
-            last_shard: "",
             speculative,
         }
     }
@@ -463,7 +502,8 @@ impl<'p> Reader<'p> {
         if self.peek() == Some(b']') {
             self.bump(1);
         } else {
-            self.record_list(&mut out, 0, None)?;
+            let mut recent = Recent::default();
+            self.record_list(|i, m| out.push(m.meta(i, &mut recent)), 0, None)?;
         }
         Ok(out)
     }
@@ -474,12 +514,12 @@ impl<'p> Reader<'p> {
     /// a piece of [`read_pieces`] ends at the next one's start.
     fn record_list(
         &mut self,
-        out: &mut Vec<RecordMeta<'p>>,
+        mut out: impl FnMut(usize, RawMeta<'p>),
         mut index: usize,
         pause_at: Option<usize>,
     ) -> Read<bool> {
         loop {
-            out.push(self.record(index)?);
+            out(index, self.record(index)?);
             index += 1;
             match self.peek() {
                 Some(b',') => {
@@ -497,7 +537,7 @@ impl<'p> Reader<'p> {
         }
     }
 
-    fn record(&mut self, index: usize) -> Read<RecordMeta<'p>> {
+    fn record(&mut self, index: usize) -> Read<RawMeta<'p>> {
         let bad = |field| Failure::Invalid(InvocationError::BadRecord { index, field });
         if self.peek() != Some(b'{') {
             self.value(2)?;
@@ -508,25 +548,20 @@ impl<'p> Reader<'p> {
             match key {
                 b"kinesis" if r.peek() == Some(b'{') => kinesis = Some(r.kinesis()?),
                 _ => match (key, r.value(3)?) {
-                    (b"eventID", Scalar::Str(s)) => event_id = Some(text(s)),
-                    (b"eventSourceARN", Scalar::Str(s)) => arn = Some(text(s)),
+                    (b"eventID", Scalar::Str(s)) => event_id = Some(s),
+                    (b"eventSourceARN", Scalar::Str(s)) => arn = Some(s),
                     _ => {}
                 },
             }
             Ok(())
         })?;
         let k = kinesis.ok_or(bad("kinesis"))?;
-        let event_id: &str = event_id.ok_or(bad("eventID"))?;
-        let shard_id = event_id
-            .split_once(':')
-            .map(|(s, _)| s)
-            .ok_or(bad("eventID"))?;
-        let shard_id = same_slice(&mut self.last_shard, shard_id);
-        Ok(RecordMeta {
-            index,
+        let event_id = event_id.ok_or(bad("eventID"))?;
+        let colon = memchr::memchr(b':', event_id).ok_or(bad("eventID"))?;
+        Ok(RawMeta {
+            shard_id: &event_id[..colon],
             sequence_number: k.sequence_number.ok_or(bad("kinesis.sequenceNumber"))?,
             partition_key: k.partition_key.ok_or(bad("kinesis.partitionKey"))?,
-            shard_id,
             event_source_arn: arn.ok_or(bad("eventSourceARN"))?,
             arrival_ms: k
                 .arrival_ms
@@ -544,8 +579,8 @@ impl<'p> Reader<'p> {
                 return Ok(());
             }
             match (k, r.value(4)?) {
-                (b"sequenceNumber", Scalar::Str(s)) => f.sequence_number = Some(text(s)),
-                (b"partitionKey", Scalar::Str(s)) => f.partition_key = Some(text(s)),
+                (b"sequenceNumber", Scalar::Str(s)) => f.sequence_number = Some(s),
+                (b"partitionKey", Scalar::Str(s)) => f.partition_key = Some(s),
                 (b"data", _) => f.data = None,
                 (b"approximateArrivalTimestamp", Scalar::Number(n)) => f.arrival_ms = epoch_ms(n),
                 (b"approximateArrivalTimestamp", _) => f.arrival_ms = None,
@@ -816,17 +851,6 @@ impl<'p> Reader<'p> {
         }
         Ok(text)
     }
-}
-
-/// `id`, or `last` when they are equal, which then becomes the one slice of
-/// this shard id: every record of an invocation is from one shard, and the
-/// lake groups rows by shard, comparing addresses first.
-fn same_slice<'p>(last: &mut &'p str, id: &'p str) -> &'p str {
-    if id == *last {
-        return last;
-    }
-    *last = id;
-    id
 }
 
 /// A string's bytes as `str`; [`Reader::string`] checked them already.
@@ -1153,6 +1177,51 @@ mod tests {
                 assert_eq!(records[n - 1].partition_key, format!("key-{}", n - 1));
                 assert_eq!(split.window.is_some(), window);
                 assert!(same(&Ok(split), &serial), "{n} records, window {window}");
+            }
+        }
+    }
+
+    #[test]
+    fn shard_ids_and_arns_are_read_per_record_and_equal_ones_share_a_slice() {
+        // runs of records from one shard and stream, then a change of both
+        let records: Vec<String> = (0..40)
+            .map(|i| {
+                let (shard, stream) = if (i / 7) % 2 == 0 {
+                    ("6", "a")
+                } else {
+                    ("7", "b")
+                };
+                RECORD
+                    .replace(
+                        "shardId-000000000006:",
+                        &format!("shardId-00000000000{shard}:"),
+                    )
+                    .replace("stream/lambda-stream", &format!("stream/{stream}"))
+            })
+            .collect();
+        let (split, serial) = both(&invocation(&records, false));
+        for envelope in [split, serial] {
+            let metas = envelope.expect("an envelope").records.to_vec();
+            for (i, m) in metas.iter().enumerate() {
+                let (shard, stream) = if (i / 7) % 2 == 0 {
+                    ("6", "a")
+                } else {
+                    ("7", "b")
+                };
+                assert_eq!(
+                    m.shard_id,
+                    format!("shardId-00000000000{shard}"),
+                    "record {i}"
+                );
+                assert!(
+                    m.event_source_arn.ends_with(&format!("stream/{stream}")),
+                    "record {i}"
+                );
+                if i % 7 != 0 {
+                    let before = &metas[i - 1];
+                    assert!(std::ptr::eq(m.shard_id, before.shard_id), "record {i}");
+                    assert!(std::ptr::eq(m.event_source_arn, before.event_source_arn));
+                }
             }
         }
     }

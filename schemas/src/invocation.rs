@@ -13,7 +13,7 @@ use std::ops::Range;
 use base64_simd::{Out, STANDARD};
 use thiserror::Error;
 
-use crate::envelope::Records;
+use crate::envelope::{Recent, Records};
 use crate::event::Event;
 use crate::parallel::Workers;
 use crate::reason::{ReasonCode, Rejection};
@@ -308,9 +308,9 @@ fn decode_slice<'p>(
 ) -> Vec<DecodedRecord<'p>> {
     let mut rest: &'p mut [u8] = arena;
     let mut out = Vec::with_capacity(range.len());
-    let mut last_shard = "";
+    let mut recent = Recent::default();
     for (i, span) in range.zip(spans.iter()) {
-        let Some(meta) = metas.meta(i, &mut last_shard) else {
+        let Some(meta) = metas.meta(i, &mut recent) else {
             break;
         };
         let outcome = match span {
