@@ -226,7 +226,9 @@ impl InvocationDecoder {
             let shares = workers.map(workers.slices(metas.len()), |range| {
                 range.map(span_of).collect::<Vec<_>>()
             });
-            spans.extend(shares.into_iter().flatten());
+            for share in shares {
+                spans.extend(share);
+            }
         } else {
             spans.extend((0..metas.len()).map(span_of));
         }
@@ -282,13 +284,17 @@ impl InvocationDecoder {
                 (done_records, done_bytes) = (cut, arena_cut);
             }
             pieces.push((done_records..metas.len(), spans_rest, arena_rest));
-            workers
-                .map_with(&mut parsers[..threads], pieces, |parser, (r, sp, a)| {
+            let decoded =
+                workers.map_with(&mut parsers[..threads], pieces, |parser, (r, sp, a)| {
                     decode_slice(parser, metas, r, sp, a)
-                })
-                .into_iter()
-                .flatten()
-                .collect()
+                });
+            // joined into a list of the exact length: collecting the
+            // flattened slices grew it (and copied it) several times
+            let mut out = Vec::with_capacity(metas.len());
+            for slice in decoded {
+                out.extend(slice);
+            }
+            out
         };
         Ok(DecodedInvocation {
             records: out,
