@@ -387,3 +387,49 @@ fn bad_base64() -> Rejection {
         Cow::Borrowed("kinesis.data is not valid base64"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An invocation whose records' data decode to each of `sizes` bytes.
+    fn invocation(sizes: &[usize]) -> Vec<u8> {
+        let records: Vec<String> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let data = STANDARD.encode_to_string(vec![b'x'; n]);
+                format!(
+                    r#"{{"kinesis":{{"partitionKey":"k","sequenceNumber":"{i}","data":"{data}","approximateArrivalTimestamp":1.5}},"eventID":"shardId-000000000001:{i}","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s"}}"#
+                )
+            })
+            .collect();
+        format!(r#"{{"Records":[{}]}}"#, records.join(",")).into_bytes()
+    }
+
+    #[test]
+    fn the_size_limit_holds_to_the_byte_whatever_the_padding_and_threads() {
+        const MAX: usize = 300;
+        // sizes around the limit, each padding of base64 ('', '=', '==')
+        // among them; enough records for the threaded path
+        let sizes: Vec<usize> = (0..100).flat_map(|_| MAX - 4..=MAX + 4).collect();
+        for threads in [1, 2, 3] {
+            let mut decoder = InvocationDecoder::new(DecoderConfig {
+                max_record_bytes: MAX,
+            })
+            .with_threads(threads);
+            let mut payload = invocation(&sizes);
+            let records = decoder.decode(&mut payload).expect("an envelope");
+            assert_eq!(records.len(), sizes.len());
+            for (r, &size) in records.iter().zip(&sizes) {
+                let reason = r.outcome.as_ref().err().map(|e| e.reason);
+                if size > MAX {
+                    assert_eq!(reason, Some(ReasonCode::RecordTooLarge), "{size} bytes");
+                } else {
+                    // decoded, then refused as JSON: `x...` is not a document
+                    assert_eq!(reason, Some(ReasonCode::MalformedJson), "{size} bytes");
+                }
+            }
+        }
+    }
+}
