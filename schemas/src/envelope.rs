@@ -47,7 +47,7 @@ impl<'p> Records<'p> {
     pub(crate) fn len(&self) -> usize {
         match self {
             Records::Metas(m) => m.len(),
-            Records::Spans { pieces, .. } => pieces.len,
+            Records::Spans { pieces, .. } => pieces.len(),
         }
     }
 
@@ -148,13 +148,16 @@ pub(crate) struct Pieces {
     lists: Vec<Vec<MetaSpans>>,
     /// The index of each list's first record.
     starts: Vec<usize>,
-    /// Records in all.
-    len: usize,
     /// Just after the `]` that closes `Records`.
     records_end: usize,
 }
 
 impl Pieces {
+    /// Records in all.
+    fn len(&self) -> usize {
+        self.lists.iter().map(Vec::len).sum()
+    }
+
     /// Record `i`'s ranges.
     fn get(&self, i: usize) -> Option<&MetaSpans> {
         // the last list starting at or before `i` (a handful of lists)
@@ -300,13 +303,13 @@ fn read_pieces(payload: &mut [u8], workers: Workers, cuts: &[usize]) -> Option<P
     let mut pieces = Pieces {
         lists: Vec::with_capacity(read.len()),
         starts: Vec::with_capacity(read.len()),
-        len: 0,
         records_end: 0,
     };
+    let mut records = 0;
     for piece in read {
         let (spans, end) = piece?;
-        pieces.starts.push(pieces.len);
-        pieces.len += spans.len();
+        pieces.starts.push(records);
+        records += spans.len();
         pieces.lists.push(spans);
         pieces.records_end = end;
     }
@@ -1177,11 +1180,11 @@ mod tests {
                 let cuts = guess_cuts(&payload, 8);
                 assert!(!cuts.is_empty(), "{n} records");
                 let read = read_pieces(&mut payload.clone(), Workers::new(2), &cuts);
-                assert_eq!(read.map(|p| p.len), Some(n));
+                assert_eq!(read.map(|p| p.len()), Some(n));
                 // and so is every record boundary, one record a piece
                 let every = record_starts(&payload);
                 let read = read_pieces(&mut payload.clone(), Workers::new(2), &every);
-                assert_eq!(read.map(|p| p.len), Some(n));
+                assert_eq!(read.map(|p| p.len()), Some(n));
                 let (split, serial) = both(&payload);
                 let split = split.expect("an envelope");
                 assert_eq!(split.records.len(), n);
@@ -1196,14 +1199,17 @@ mod tests {
 
     #[test]
     fn shard_ids_and_arns_are_read_per_record_and_equal_ones_share_a_slice() {
-        // runs of records from one shard and stream, then a change of both
+        // runs of seven records from one shard and stream, then a change of both
+        let source = |i: usize| {
+            if (i / 7).is_multiple_of(2) {
+                ("6", "a")
+            } else {
+                ("7", "b")
+            }
+        };
         let records: Vec<String> = (0..40)
             .map(|i| {
-                let (shard, stream) = if (i / 7) % 2 == 0 {
-                    ("6", "a")
-                } else {
-                    ("7", "b")
-                };
+                let (shard, stream) = source(i);
                 RECORD
                     .replace(
                         "shardId-000000000006:",
@@ -1216,11 +1222,7 @@ mod tests {
         for envelope in [split, serial] {
             let metas = envelope.expect("an envelope").records.to_vec();
             for (i, m) in metas.iter().enumerate() {
-                let (shard, stream) = if (i / 7) % 2 == 0 {
-                    ("6", "a")
-                } else {
-                    ("7", "b")
-                };
+                let (shard, stream) = source(i);
                 assert_eq!(
                     m.shard_id,
                     format!("shardId-00000000000{shard}"),
