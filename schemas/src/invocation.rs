@@ -189,6 +189,27 @@ impl InvocationDecoder {
         &'p mut self,
         payload: &'p mut [u8],
     ) -> Result<DecodedInvocation<'p>, InvocationError> {
+        self.decode_visiting(payload, |_: &mut (), _| ())
+            .map(|(invocation, _)| invocation)
+    }
+
+    /// Like [`InvocationDecoder::decode_invocation`], and calls `visit` on
+    /// each record right after decoding it, on the thread that decoded it,
+    /// with one `T` per slice of records. Work on an event's fields done
+    /// here finds them in cache; done after the whole invocation is
+    /// decoded, it finds them evicted by the records decoded since (digests
+    /// of `event_id`s cost the aggregator twice as long there). The slices
+    /// come back in record order with the records they cover; how records
+    /// are cut into slices depends on the thread count and the payload.
+    pub fn decode_visiting<'p, T, V>(
+        &'p mut self,
+        payload: &'p mut [u8],
+        visit: V,
+    ) -> Result<(DecodedInvocation<'p>, Visited<T>), InvocationError>
+    where
+        T: Default + Send,
+        V: Fn(&mut T, &DecodedRecord<'p>) + Sync,
+    {
         let Self {
             config,
             parsers,
@@ -257,8 +278,13 @@ impl InvocationDecoder {
             parsers.push(RecordParser::new());
         }
         let arena = &mut arena[..total];
-        let out = if threads == 1 {
-            decode_slice(&mut parsers[0], metas, 0..metas.len(), spans, arena)
+        let (out, visited) = if threads == 1 {
+            let mut seen = T::default();
+            let out = decode_slice(&mut parsers[0], metas, 0..metas.len(), spans, arena, |r| {
+                visit(&mut seen, r)
+            });
+            let visited = vec![(0..out.len(), seen)];
+            (out, visited)
         } else {
             let slices = workers.slice_count();
             // cut points balanced by decoded bytes
@@ -286,31 +312,39 @@ impl InvocationDecoder {
             pieces.push((done_records..metas.len(), spans_rest, arena_rest));
             let decoded =
                 workers.map_with(&mut parsers[..threads], pieces, |parser, (r, sp, a)| {
-                    decode_slice(parser, metas, r, sp, a)
+                    let mut seen = T::default();
+                    let slice = decode_slice(parser, metas, r, sp, a, |r| visit(&mut seen, r));
+                    (slice, seen)
                 });
             // joined into a list of the exact length: collecting the
             // flattened slices grew it (and copied it) several times
             let mut out = Vec::with_capacity(metas.len());
-            for slice in decoded {
+            let mut visited = Vec::with_capacity(decoded.len());
+            for (slice, seen) in decoded {
+                visited.push((out.len()..out.len() + slice.len(), seen));
                 out.extend(slice);
             }
-            out
+            (out, visited)
         };
-        Ok(DecodedInvocation {
-            records: out,
-            window,
-        })
+        Ok((
+            DecodedInvocation {
+                records: out,
+                window,
+            },
+            visited,
+        ))
     }
 }
 
 /// Decodes the records `range` of the invocation into `arena` (which holds
-/// exactly their decoded bytes and padding).
+/// exactly their decoded bytes and padding), handing each to `visit`.
 fn decode_slice<'p>(
     parser: &mut RecordParser,
     metas: &Records<'p>,
     range: Range<usize>,
     spans: &[Span],
     arena: &'p mut [u8],
+    mut visit: impl FnMut(&DecodedRecord<'p>),
 ) -> Vec<DecodedRecord<'p>> {
     let mut rest: &'p mut [u8] = arena;
     let mut out = Vec::with_capacity(range.len());
@@ -328,10 +362,16 @@ fn decode_slice<'p>(
                 decode_one(parser, meta.data_base64, chunk, *len)
             }
         };
-        out.push(DecodedRecord { meta, outcome });
+        let record = DecodedRecord { meta, outcome };
+        visit(&record);
+        out.push(record);
     }
     out
 }
+
+/// What [`InvocationDecoder::decode_visiting`]'s visitor made of each slice
+/// of records: the records' indices, and its value.
+pub type Visited<T> = Vec<(Range<usize>, T)>;
 
 /// A decoded invocation: its records and, for tumbling-window event source
 /// mappings, the window.
@@ -430,6 +470,38 @@ mod tests {
                     assert_eq!(reason, Some(ReasonCode::MalformedJson), "{size} bytes");
                 }
             }
+        }
+    }
+
+    /// The visitor sees every record once, in order, and the slices it is
+    /// handed cover the invocation end to end whatever the thread count.
+    #[test]
+    fn the_visitor_sees_each_record_once_in_slices_that_cover_the_invocation() {
+        let sizes: Vec<usize> = (0..3000).map(|i| 10 + i % 200).collect();
+        for threads in [1, 2, 3] {
+            let mut decoder =
+                InvocationDecoder::new(DecoderConfig::default()).with_threads(threads);
+            let mut payload = invocation(&sizes);
+            let (invocation, visited) = decoder
+                .decode_visiting(&mut payload, |seen: &mut Vec<String>, r| {
+                    seen.push(r.meta.sequence_number.to_owned());
+                })
+                .expect("an envelope");
+            assert_eq!(invocation.records.len(), sizes.len());
+            if threads > 1 {
+                assert!(visited.len() > 1, "{threads} threads cut one slice");
+            }
+            let mut next = 0;
+            for (range, seen) in &visited {
+                assert_eq!(range.start, next, "{threads} threads: slices in order");
+                let expected: Vec<&str> = invocation.records[range.clone()]
+                    .iter()
+                    .map(|r| r.meta.sequence_number)
+                    .collect();
+                assert_eq!(seen, &expected, "{threads} threads");
+                next = range.end;
+            }
+            assert_eq!(next, sizes.len(), "{threads} threads: every record");
         }
     }
 }

@@ -22,7 +22,7 @@ pub mod write;
 
 pub use event::*;
 pub use invocation::{
-    DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, RecordMeta,
+    DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, RecordMeta, Visited,
 };
 pub use reason::{ReasonCode, Rejection};
 pub use record::RecordParser;
