@@ -254,13 +254,19 @@ pub struct WindowOutcome {
 /// in cache (see [`InvocationDecoder::decode_visiting`]): the `event_id`
 /// digests (`None` for poison) and the sums of every valid event, as if
 /// none were a duplicate.
-#[derive(Default)]
 struct SliceCount {
     digests: Vec<Option<u64>>,
     sums: Aggregates,
 }
 
 impl SliceCount {
+    fn new(records: usize) -> Self {
+        SliceCount {
+            digests: Vec::with_capacity(records),
+            sums: Aggregates::new(),
+        }
+    }
+
     fn visit(&mut self, record: &DecodedRecord<'_>) {
         let d = digest(record);
         if let (Some(_), Ok(event)) = (d, &record.outcome) {
@@ -363,7 +369,9 @@ impl<S: MetricsSink> WindowAggregator<S> {
         payload: &mut [u8],
         deadline: Instant,
     ) -> Result<WindowOutcome, WindowError> {
-        let (invocation, slices) = self.decoder.decode_visiting(payload, SliceCount::visit)?;
+        let (invocation, slices) =
+            self.decoder
+                .decode_visiting(payload, SliceCount::new, SliceCount::visit)?;
         let window = invocation.window.ok_or(WindowError::NoWindow)?;
         let state_in = window
             .state

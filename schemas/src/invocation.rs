@@ -189,25 +189,28 @@ impl InvocationDecoder {
         &'p mut self,
         payload: &'p mut [u8],
     ) -> Result<DecodedInvocation<'p>, InvocationError> {
-        self.decode_visiting(payload, |_: &mut (), _| ())
+        self.decode_visiting(payload, |_| (), |_: &mut (), _| ())
             .map(|(invocation, _)| invocation)
     }
 
     /// Like [`InvocationDecoder::decode_invocation`], and calls `visit` on
     /// each record right after decoding it, on the thread that decoded it,
-    /// with one `T` per slice of records. Work on an event's fields done
+    /// with one `T` per slice of records (made by `new` from the slice's
+    /// record count). Work on an event's fields done
     /// here finds them in cache; done after the whole invocation is
     /// decoded, it finds them evicted by the records decoded since (digests
     /// of `event_id`s cost the aggregator twice as long there). The slices
     /// come back in record order with the records they cover; how records
     /// are cut into slices depends on the thread count and the payload.
-    pub fn decode_visiting<'p, T, V>(
+    pub fn decode_visiting<'p, T, N, V>(
         &'p mut self,
         payload: &'p mut [u8],
+        new: N,
         visit: V,
     ) -> Result<(DecodedInvocation<'p>, Visited<T>), InvocationError>
     where
-        T: Default + Send,
+        T: Send,
+        N: Fn(usize) -> T + Sync,
         V: Fn(&mut T, &DecodedRecord<'p>) + Sync,
     {
         let Self {
@@ -279,7 +282,7 @@ impl InvocationDecoder {
         }
         let arena = &mut arena[..total];
         let (out, visited) = if threads == 1 {
-            let mut seen = T::default();
+            let mut seen = new(metas.len());
             let out = decode_slice(&mut parsers[0], metas, 0..metas.len(), spans, arena, |r| {
                 visit(&mut seen, r)
             });
@@ -312,7 +315,7 @@ impl InvocationDecoder {
             pieces.push((done_records..metas.len(), spans_rest, arena_rest));
             let decoded =
                 workers.map_with(&mut parsers[..threads], pieces, |parser, (r, sp, a)| {
-                    let mut seen = T::default();
+                    let mut seen = new(r.len());
                     let slice = decode_slice(parser, metas, r, sp, a, |r| visit(&mut seen, r));
                     (slice, seen)
                 });
@@ -483,9 +486,13 @@ mod tests {
                 InvocationDecoder::new(DecoderConfig::default()).with_threads(threads);
             let mut payload = invocation(&sizes);
             let (invocation, visited) = decoder
-                .decode_visiting(&mut payload, |seen: &mut Vec<String>, r| {
-                    seen.push(r.meta.sequence_number.to_owned());
-                })
+                .decode_visiting(
+                    &mut payload,
+                    Vec::with_capacity,
+                    |seen: &mut Vec<String>, r| {
+                        seen.push(r.meta.sequence_number.to_owned());
+                    },
+                )
                 .expect("an envelope");
             assert_eq!(invocation.records.len(), sizes.len());
             if threads > 1 {
