@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use pipeline_schemas::{DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, Visited};
+use pipeline_schemas::{
+    DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, Slice, Sliced,
+};
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -251,7 +253,7 @@ pub struct WindowOutcome {
 }
 
 /// What one slice of records adds, taken while the decoder had each record
-/// in cache (see [`InvocationDecoder::decode_visiting`]): the `event_id`
+/// in cache (see [`InvocationDecoder::decode_sliced`]): the `event_id`
 /// digests (`None` for poison) and the sums of every valid event, as if
 /// none were a duplicate.
 struct SliceCount {
@@ -281,17 +283,15 @@ impl SliceCount {
 /// decides in record order which events count (a hash insert each); a slice
 /// holding an event that does not (a duplicate: producer retries) is summed
 /// again without it. Sums do not depend on the order they are added in.
-fn count(
-    records: &[DecodedRecord<'_>],
-    slices: Visited<SliceCount>,
-    state: &mut WindowState,
-    stats: &mut WindowStats,
-) {
+fn count(slices: &[Slice<'_, SliceCount>], state: &mut WindowState, stats: &mut WindowStats) {
     // grown once here rather than rehashed several times while inserting
-    state.seen.reserve(records.len());
-    for (range, slice) in slices {
+    state
+        .seen
+        .reserve(slices.iter().map(|s| s.records.len()).sum());
+    for slice in slices {
         let mut all_count = true;
         let counts: Vec<bool> = slice
+            .value
             .digests
             .iter()
             .map(|&digest| match digest {
@@ -311,10 +311,9 @@ fn count(
             })
             .collect();
         if all_count {
-            merge(&mut state.aggregates, &slice.sums);
+            merge(&mut state.aggregates, &slice.value.sums);
         } else {
-            let sums = sum_counted(records.get(range).unwrap_or_default(), &counts);
-            merge(&mut state.aggregates, &sums);
+            merge(&mut state.aggregates, &sum_counted(&slice.records, &counts));
         }
     }
 }
@@ -369,10 +368,15 @@ impl<S: MetricsSink> WindowAggregator<S> {
         payload: &mut [u8],
         deadline: Instant,
     ) -> Result<WindowOutcome, WindowError> {
-        let (invocation, slices) =
-            self.decoder
-                .decode_visiting(payload, SliceCount::new, SliceCount::visit)?;
-        let window = invocation.window.ok_or(WindowError::NoWindow)?;
+        let Sliced {
+            window,
+            records,
+            slices,
+        } = self
+            .decoder
+            .decode_sliced(payload, SliceCount::new, SliceCount::visit)?;
+        let first = slices.iter().find_map(|s| s.records.first());
+        let window = window.ok_or(WindowError::NoWindow)?;
         let state_in = window
             .state
             .iter()
@@ -383,12 +387,12 @@ impl<S: MetricsSink> WindowAggregator<S> {
             .unwrap_or_default();
         let mut state = state_in.clone();
         let mut stats = WindowStats {
-            records_in: invocation.records.len(),
+            records_in: records,
             ..WindowStats::default()
         };
-        count(&invocation.records, slices, &mut state, &mut stats);
+        count(&slices, &mut state, &mut stats);
         let shard_id = if window.shard_id.is_empty() {
-            invocation.records.first().map_or("", |r| r.meta.shard_id)
+            first.map_or("", |r| r.meta.shard_id)
         } else {
             window.shard_id
         };
@@ -403,7 +407,7 @@ impl<S: MetricsSink> WindowAggregator<S> {
                 Err(e) => {
                     stats.error = Some(e.to_string());
                     // retry this batch from its first record, from the state before it
-                    if let Some(first) = invocation.records.first() {
+                    if let Some(first) = first {
                         failures.push(json!({"itemIdentifier": first.meta.sequence_number}));
                     }
                     state_map(&state_in)
@@ -413,7 +417,7 @@ impl<S: MetricsSink> WindowAggregator<S> {
             state_map(&state)
         };
         stats.state_bytes = state_out.values().map(String::len).sum();
-        if window.is_final && stats.error.is_some() && invocation.records.is_empty() {
+        if window.is_final && stats.error.is_some() && records == 0 {
             // nothing to name in batchItemFailures: fail the invocation so Lambda retries it
             return Err(WindowError::FinalWriteFailed(
                 stats.error.clone().unwrap_or_default(),

@@ -22,7 +22,8 @@ pub mod write;
 
 pub use event::*;
 pub use invocation::{
-    DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, RecordMeta, Visited,
+    DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, RecordMeta, Slice, Sliced,
+    Visited,
 };
 pub use reason::{ReasonCode, Rejection};
 pub use record::RecordParser;
