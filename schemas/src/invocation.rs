@@ -304,32 +304,19 @@ impl InvocationDecoder {
         } = crate::envelope::read_envelope(payload, workers)?;
         let metas = &metas;
 
-        // Pass 1: sizes, base64 validity, size limit (on all threads for
-        // large invocations: each record's `data` end is a cache miss).
+        // Pass 1: sizes, base64 validity, size limit, from the lengths
+        // the envelope reader took at each record's `data`.
         spans.clear();
         let max = config.max_record_bytes;
-        let span_of = |i: usize| -> Span {
-            let b64 = metas.data(i);
-            let estimate = STANDARD.estimated_decoded_length(b64.len());
-            if estimate > max + 2 {
-                return Span::Rejected(too_large(estimate, max));
+        spans.extend(metas.data_lens().map(|data| {
+            let estimate = STANDARD.estimated_decoded_length(data.base64);
+            match data.decoded {
+                _ if estimate > max + 2 => Span::Rejected(too_large(estimate, max)),
+                Some(len) if len > max => Span::Rejected(too_large(len, max)),
+                Some(len) => Span::Data { len },
+                None => Span::Rejected(bad_base64()),
             }
-            match STANDARD.decoded_length(b64) {
-                Ok(len) if len > max => Span::Rejected(too_large(len, max)),
-                Ok(len) => Span::Data { len },
-                Err(_) => Span::Rejected(bad_base64()),
-            }
-        };
-        if metas.len() >= PARALLEL_MIN_RECORDS && workers.threads() > 1 {
-            let shares = workers.map(workers.slices(metas.len()), |range| {
-                range.map(span_of).collect::<Vec<_>>()
-            });
-            for share in shares {
-                spans.extend(share);
-            }
-        } else {
-            spans.extend((0..metas.len()).map(span_of));
-        }
+        }));
         let total: usize = spans
             .iter()
             .map(|s| match s {
