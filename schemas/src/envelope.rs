@@ -51,6 +51,27 @@ impl<'p> Records<'p> {
         }
     }
 
+    /// The runs of records as read: the whole list when read in one pass,
+    /// else one run a piece, each with the bytes its records' data decode
+    /// to (summed on the thread that read the piece, where the lengths
+    /// are in cache).
+    pub(crate) fn runs(&self) -> Vec<Run> {
+        match self {
+            Records::Metas(m, lens) => vec![Run {
+                records: 0..m.len(),
+                decoded: lens.iter().filter_map(|l| l.decoded).sum(),
+            }],
+            Records::Spans { pieces, .. } => (pieces.lists.iter())
+                .zip(&pieces.starts)
+                .zip(&pieces.decoded)
+                .map(|((list, &start), &decoded)| Run {
+                    records: start..start + list.len(),
+                    decoded,
+                })
+                .collect(),
+        }
+    }
+
     /// Every record's [`DataLen`], in order.
     pub(crate) fn data_lens(&self) -> impl Iterator<Item = DataLen> + '_ {
         let (read, pieces) = match self {
@@ -64,11 +85,15 @@ impl<'p> Records<'p> {
         read.chain(pieces)
     }
 
-    /// Record `i`'s metadata. `recent` holds the previous record's shard id
-    /// and stream ARN (see [`Recent`]).
-    pub(crate) fn meta(&self, i: usize, recent: &mut Recent<'p>) -> Option<RecordMeta<'p>> {
+    /// Record `i`'s metadata and data lengths. `recent` holds the previous
+    /// record's shard id and stream ARN (see [`Recent`]).
+    pub(crate) fn meta(
+        &self,
+        i: usize,
+        recent: &mut Recent<'p>,
+    ) -> Option<(RecordMeta<'p>, DataLen)> {
         match self {
-            Records::Metas(m, _) => m.get(i).copied(),
+            Records::Metas(m, lens) => Some((*m.get(i)?, *lens.get(i)?)),
             Records::Spans { text, pieces } => {
                 let m = pieces.get(i)?;
                 // the spans were cut from this very buffer, so they are in it
@@ -82,7 +107,7 @@ impl<'p> Records<'p> {
                     data_base64: bytes(&m.data_base64),
                     data_len: m.data_len,
                 };
-                Some(raw.meta(i, recent))
+                Some((raw.meta(i, recent), m.data_len))
             }
         }
     }
@@ -93,6 +118,7 @@ impl<'p> Records<'p> {
         let mut recent = Recent::default();
         (0..self.len())
             .filter_map(|i| self.meta(i, &mut recent))
+            .map(|(meta, _)| meta)
             .collect()
     }
 }
@@ -151,6 +177,8 @@ pub(crate) struct Pieces {
     lists: Vec<Vec<MetaSpans>>,
     /// The index of each list's first record.
     starts: Vec<usize>,
+    /// The bytes each list's data decode to.
+    decoded: Vec<usize>,
     /// Just after the `]` that closes `Records`.
     records_end: usize,
 }
@@ -214,6 +242,12 @@ struct RawMeta<'p> {
     arrival_ms: i64,
     data_base64: &'p [u8],
     data_len: DataLen,
+}
+
+/// A run of records read together, and the bytes their data decode to.
+pub(crate) struct Run {
+    pub(crate) records: Range<usize>,
+    pub(crate) decoded: usize,
 }
 
 /// A record's `data` sizes, taken as the reader passes its end, where the
@@ -322,21 +356,28 @@ fn read_pieces(payload: &mut [u8], workers: Workers, cuts: &[usize]) -> Option<P
             r.bump(PREFIX.len());
         }
         let mut spans = Vec::with_capacity(r.rest.len() / 1024 + 1);
+        let mut decoded = 0;
         let pause_at = cuts.get(k).copied();
-        match r.record_list(|_, m| spans.push(MetaSpans::of(base, &m)), 0, pause_at) {
-            Ok(paused) if paused == pause_at.is_some() => Some((spans, r.offset)),
+        let mut add = |m: RawMeta<'_>| {
+            decoded += m.data_len.decoded.unwrap_or(0);
+            spans.push(MetaSpans::of(base, &m));
+        };
+        match r.record_list(|_, m| add(m), 0, pause_at) {
+            Ok(paused) if paused == pause_at.is_some() => Some((spans, decoded, r.offset)),
             _ => None,
         }
     });
     let mut pieces = Pieces {
         lists: Vec::with_capacity(read.len()),
         starts: Vec::with_capacity(read.len()),
+        decoded: Vec::with_capacity(read.len()),
         records_end: 0,
     };
     let mut records = 0;
     for piece in read {
-        let (spans, end) = piece?;
+        let (spans, decoded, end) = piece?;
         pieces.starts.push(records);
+        pieces.decoded.push(decoded);
         records += spans.len();
         pieces.lists.push(spans);
         pieces.records_end = end;

@@ -13,7 +13,7 @@ use std::ops::Range;
 use base64_simd::{Out, STANDARD};
 use thiserror::Error;
 
-use crate::envelope::{Recent, Records};
+use crate::envelope::{DataLen, Recent, Records};
 use crate::event::Event;
 use crate::parallel::Workers;
 use crate::reason::{ReasonCode, Rejection};
@@ -102,7 +102,6 @@ pub struct InvocationDecoder {
     parsers: Vec<RecordParser>,
     threads: usize,
     arena: Vec<u8>,
-    spans: Vec<Span>,
 }
 
 /// Below this many records an invocation is decoded on one thread: a thread
@@ -128,7 +127,6 @@ impl Default for InvocationDecoder {
 }
 
 /// Where a record's decoded bytes sit in the arena, or why they don't.
-#[derive(Clone)]
 enum Span {
     Data { len: usize },
     Rejected(Rejection),
@@ -142,7 +140,6 @@ impl InvocationDecoder {
             parsers: vec![RecordParser::new()],
             threads: 1,
             arena: Vec::new(),
-            spans: Vec::new(),
         }
     }
 
@@ -292,7 +289,6 @@ impl InvocationDecoder {
             parsers,
             threads,
             arena,
-            spans,
         } = self;
         let workers = Workers::new(*threads);
         // wake the other cores now, so that they are up when the records are
@@ -304,35 +300,22 @@ impl InvocationDecoder {
         } = crate::envelope::read_envelope(payload, workers)?;
         let metas = &metas;
 
-        // Pass 1: sizes, base64 validity, size limit, from the lengths
-        // the envelope reader took at each record's `data`.
-        spans.clear();
+        // The arena holds every record's decoded bytes and padding: sized
+        // from the lengths the envelope reader took at each `data` (a record
+        // rejected for its size below keeps its room, unused).
         let max = config.max_record_bytes;
-        spans.extend(metas.data_lens().map(|data| {
-            let estimate = STANDARD.estimated_decoded_length(data.base64);
-            match data.decoded {
-                _ if estimate > max + 2 => Span::Rejected(too_large(estimate, max)),
-                Some(len) if len > max => Span::Rejected(too_large(len, max)),
-                Some(len) => Span::Data { len },
-                None => Span::Rejected(bad_base64()),
-            }
-        }));
-        let total: usize = spans
-            .iter()
-            .map(|s| match s {
-                Span::Data { len } => len + RECORD_PADDING,
-                Span::Rejected(_) => 0,
-            })
-            .sum();
+        let runs = metas.runs();
+        let room = |records: usize, decoded: usize| decoded + records * RECORD_PADDING;
+        let total: usize = runs.iter().map(|r| room(r.records.len(), r.decoded)).sum();
         if arena.len() < total {
             arena.resize(total, 0);
         }
 
-        // Pass 2: decode base64 into the arena, then parse each record in
-        // place; in slices of records (and of the arena) on several threads
-        // when the invocation is large enough, a few per thread, handed out
-        // as threads come free: a core slowed by its neighbours on the host
-        // takes fewer, rather than the other waiting for it at the end.
+        // Decode base64 into the arena, then parse each record in place; in
+        // slices of records (and of the arena) on several threads when the
+        // invocation is large enough, a few per thread, handed out as threads
+        // come free: a core slowed by its neighbours on the host takes fewer,
+        // rather than the other waiting for it at the end.
         let threads = if metas.len() >= PARALLEL_MIN_RECORDS {
             workers.threads()
         } else {
@@ -344,41 +327,32 @@ impl InvocationDecoder {
         let arena = &mut arena[..total];
         let visited = if threads == 1 {
             let mut seen = new(metas.len());
-            let n = decode_slice(&mut parsers[0], metas, 0..metas.len(), spans, arena, |r| {
+            let n = decode_slice(&mut parsers[0], metas, 0..metas.len(), max, arena, |r| {
                 take(&mut seen, r)
             });
             vec![(0..n, seen)]
         } else {
-            let slices = workers.slice_count();
-            // cut points balanced by decoded bytes
-            // (record index, arena offset) of each cut
-            let mut cuts: Vec<(usize, usize)> = Vec::with_capacity(slices);
-            let mut offset = 0usize;
-            for (i, span) in spans.iter().enumerate() {
-                if cuts.len() + 1 < slices && offset * slices >= total * (cuts.len() + 1) {
-                    cuts.push((i, offset));
-                }
-                if let Span::Data { len } = span {
-                    offset += len + RECORD_PADDING;
-                }
+            // the pieces the envelope was read in (balanced by payload
+            // bytes, so by decoded bytes), or cuts balanced by decoded bytes
+            let cuts: Vec<(Range<usize>, usize)> = if runs.len() > 1 {
+                runs.iter()
+                    .map(|r| (r.records.clone(), room(r.records.len(), r.decoded)))
+                    .collect()
+            } else {
+                balanced_cuts(metas, workers.slice_count(), total)
+            };
+            let mut pieces = Vec::with_capacity(cuts.len());
+            let mut arena_rest = arena;
+            for (records, bytes) in cuts {
+                let (piece_arena, tail) = arena_rest.split_at_mut(bytes);
+                pieces.push((records, piece_arena));
+                arena_rest = tail;
             }
-            let mut pieces = Vec::with_capacity(slices);
-            let (mut arena_rest, mut spans_rest) = (arena, &spans[..]);
-            let (mut done_records, mut done_bytes) = (0usize, 0usize);
-            for &(cut, arena_cut) in &cuts {
-                let (piece_arena, tail_arena) = arena_rest.split_at_mut(arena_cut - done_bytes);
-                let (piece_spans, tail_spans) = spans_rest.split_at(cut - done_records);
-                pieces.push((done_records..cut, piece_spans, piece_arena));
-                (arena_rest, spans_rest) = (tail_arena, tail_spans);
-                (done_records, done_bytes) = (cut, arena_cut);
-            }
-            pieces.push((done_records..metas.len(), spans_rest, arena_rest));
-            let decoded =
-                workers.map_with(&mut parsers[..threads], pieces, |parser, (r, sp, a)| {
-                    let mut seen = new(r.len());
-                    let n = decode_slice(parser, metas, r, sp, a, |r| take(&mut seen, r));
-                    (n, seen)
-                });
+            let decoded = workers.map_with(&mut parsers[..threads], pieces, |parser, (r, a)| {
+                let mut seen = new(r.len());
+                let n = decode_slice(parser, metas, r, max, a, |r| take(&mut seen, r));
+                (n, seen)
+            });
             let mut done = 0;
             decoded
                 .into_iter()
@@ -393,31 +367,59 @@ impl InvocationDecoder {
     }
 }
 
-/// Decodes the records `range` of the invocation into `arena` (which holds
-/// exactly their decoded bytes and padding), handing each to `take`;
-/// returns how many it decoded.
+/// `slices` runs of records, each with its room in the arena, cut where
+/// the decoded bytes (`total` in all) reach an even share.
+fn balanced_cuts(metas: &Records<'_>, slices: usize, total: usize) -> Vec<(Range<usize>, usize)> {
+    let mut cuts = Vec::with_capacity(slices);
+    let (mut start, mut start_bytes, mut offset) = (0, 0, 0);
+    for (i, len) in metas.data_lens().enumerate() {
+        if cuts.len() + 1 < slices && offset * slices >= total * (cuts.len() + 1) {
+            cuts.push((start..i, offset - start_bytes));
+            (start, start_bytes) = (i, offset);
+        }
+        offset += len.decoded.unwrap_or(0) + RECORD_PADDING;
+    }
+    cuts.push((start..metas.len(), offset - start_bytes));
+    cuts
+}
+
+/// Where a record's decoded bytes go, or why it has none: from its data's
+/// lengths and the size limit.
+fn span_of(data: DataLen, max: usize) -> Span {
+    let estimate = STANDARD.estimated_decoded_length(data.base64);
+    match data.decoded {
+        _ if estimate > max + 2 => Span::Rejected(too_large(estimate, max)),
+        Some(len) if len > max => Span::Rejected(too_large(len, max)),
+        Some(len) => Span::Data { len },
+        None => Span::Rejected(bad_base64()),
+    }
+}
+
+/// Decodes the records `range` of the invocation into `arena` (which has
+/// room for at least their decoded bytes and padding), handing each to
+/// `take`; returns how many it decoded.
 fn decode_slice<'p>(
     parser: &mut RecordParser,
     metas: &Records<'p>,
     range: Range<usize>,
-    spans: &[Span],
+    max: usize,
     arena: &'p mut [u8],
     mut take: impl FnMut(DecodedRecord<'p>),
 ) -> usize {
     let mut rest: &'p mut [u8] = arena;
     let mut taken = 0;
     let mut recent = Recent::default();
-    for (i, span) in range.zip(spans.iter()) {
-        let Some(meta) = metas.meta(i, &mut recent) else {
+    for i in range {
+        let Some((meta, data)) = metas.meta(i, &mut recent) else {
             break;
         };
-        let outcome = match span {
-            Span::Rejected(r) => Err(r.clone()),
+        let outcome = match span_of(data, max) {
+            Span::Rejected(r) => Err(r),
             Span::Data { len } => {
-                let taken = std::mem::take(&mut rest);
-                let (chunk, tail) = taken.split_at_mut(len + RECORD_PADDING);
+                let free = std::mem::take(&mut rest);
+                let (chunk, tail) = free.split_at_mut(len + RECORD_PADDING);
                 rest = tail;
-                decode_one(parser, meta.data_base64, chunk, *len)
+                decode_one(parser, meta.data_base64, chunk, len)
             }
         };
         take(DecodedRecord { meta, outcome });
