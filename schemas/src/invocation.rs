@@ -215,12 +215,18 @@ impl InvocationDecoder {
             records,
             slices,
         } = self.decode_sliced(payload, new, visit)?;
-        // joined into a list of the exact length: collecting the flattened
-        // slices grew it (and copied it) several times
-        let mut out = Vec::with_capacity(records);
+        // one slice (one thread) is the list; several are joined into a list
+        // of the exact length: collecting the flattened slices grew it (and
+        // copied it) several times
+        let mut out = Vec::new();
         let mut visited = Vec::with_capacity(slices.len());
         for slice in slices {
-            out.extend(slice.records);
+            if out.is_empty() && slice.records.len() == records {
+                out = slice.records;
+            } else {
+                out.reserve_exact(records - out.len());
+                out.extend(slice.records);
+            }
             visited.push((slice.range, slice.value));
         }
         Ok((
