@@ -142,14 +142,17 @@ impl<H: RecordHandler, D: DeadLetterQueue> BatchProcessor<H, D> {
         deadline: Instant,
     ) -> Result<BatchOutcome, InvocationError> {
         let started = Instant::now();
-        let decoded = self.decoder.decode(payload)?;
+        // the records stay in the decoder's slices: joining them into one
+        // list was a serial copy (about 240 bytes a record) on two threads
+        let decoded = self.decoder.decode_sliced(payload, |_| (), |_, _| ())?;
         let mut stats = InvocationStats {
-            records_in: decoded.len(),
+            records_in: decoded.records,
             ..InvocationStats::default()
         };
-        let mut valid = Vec::with_capacity(decoded.len());
+        let mut valid = Vec::with_capacity(decoded.records);
         let mut letters = Vec::new();
-        for (position, record) in decoded.iter().enumerate() {
+        let records = decoded.slices.iter().flat_map(|slice| &slice.records);
+        for (position, record) in records.enumerate() {
             match &record.outcome {
                 Ok(event) => valid.push(ValidRecord {
                     position,
