@@ -240,9 +240,9 @@ impl InvocationDecoder {
 
     /// Like [`InvocationDecoder::decode_visiting`], but the records stay in
     /// their slices' lists: for a consumer that can work slice by slice
-    /// (the metrics aggregator), which then skips joining the lists on one
-    /// thread (a copy of about 240 bytes a record while the other cores
-    /// wait).
+    /// (the metrics aggregator, the batch core), which then skips joining
+    /// the lists on one thread (a copy of about 240 bytes a record while the
+    /// other cores wait).
     pub fn decode_sliced<'p, T, N, V>(
         &'p mut self,
         payload: &'p mut [u8],
