@@ -270,11 +270,11 @@ impl SliceCount {
     }
 
     fn visit(&mut self, record: &DecodedRecord<'_>) {
-        let d = digest(record);
-        if let (Some(_), Ok(event)) = (d, &record.outcome) {
+        let digest = record.outcome.as_ref().ok().map(|event| {
             add_event(&mut self.sums, event);
-        }
-        self.digests.push(d);
+            id_digest(event.event_id)
+        });
+        self.digests.push(digest);
     }
 }
 
@@ -283,11 +283,14 @@ impl SliceCount {
 /// decides in record order which events count (a hash insert each); a slice
 /// holding an event that does not (a duplicate: producer retries) is summed
 /// again without it. Sums do not depend on the order they are added in.
-fn count(slices: &[Slice<'_, SliceCount>], state: &mut WindowState, stats: &mut WindowStats) {
+fn count(
+    slices: &[Slice<'_, SliceCount>],
+    records: usize,
+    state: &mut WindowState,
+    stats: &mut WindowStats,
+) {
     // grown once here rather than rehashed several times while inserting
-    state
-        .seen
-        .reserve(slices.iter().map(|s| s.records.len()).sum());
+    state.seen.reserve(records);
     for slice in slices {
         let mut all_count = true;
         let counts: Vec<bool> = slice
@@ -316,11 +319,6 @@ fn count(slices: &[Slice<'_, SliceCount>], state: &mut WindowState, stats: &mut 
             merge(&mut state.aggregates, &sum_counted(&slice.records, &counts));
         }
     }
-}
-
-/// The digest of a valid record's `event_id`; `None` for a poison record.
-fn digest(record: &DecodedRecord<'_>) -> Option<u64> {
-    record.outcome.as_ref().ok().map(|e| id_digest(e.event_id))
 }
 
 /// The sums of the events of `records` marked in `counts`.
@@ -390,7 +388,7 @@ impl<S: MetricsSink> WindowAggregator<S> {
             records_in: records,
             ..WindowStats::default()
         };
-        count(&slices, &mut state, &mut stats);
+        count(&slices, records, &mut state, &mut stats);
         let shard_id = if window.shard_id.is_empty() {
             first.map_or("", |r| r.meta.shard_id)
         } else {

@@ -545,8 +545,7 @@ impl<'p> Reader<'p> {
     fn top_field(&mut self, key: &'p [u8], top: &mut Top<'p>) -> Read<()> {
         match key {
             b"Records" if top.records.is_none() && self.peek() == Some(b'[') => {
-                let (metas, lens) = self.records()?;
-                top.records = Some(Records::Metas(metas, lens));
+                top.records = Some(self.records()?);
             }
             b"window" if self.peek() == Some(b'{') => {
                 let (start, end) = self.window_bounds()?;
@@ -581,8 +580,7 @@ impl<'p> Reader<'p> {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn records(&mut self) -> Read<(Vec<RecordMeta<'p>>, Vec<DataLen>)> {
+    fn records(&mut self) -> Read<Records<'p>> {
         // about 1.4 KB of envelope and data per record: a close first guess
         let guess = self.rest.len() / 1024 + 1;
         let (mut out, mut lens) = (Vec::with_capacity(guess), Vec::with_capacity(guess));
@@ -600,7 +598,7 @@ impl<'p> Reader<'p> {
                 None,
             )?;
         }
-        Ok((out, lens))
+        Ok(Records::Metas(out, lens))
     }
 
     /// `Records` elements from the cursor on, numbered from `index`, through

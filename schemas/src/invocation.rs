@@ -186,40 +186,15 @@ impl InvocationDecoder {
         &'p mut self,
         payload: &'p mut [u8],
     ) -> Result<DecodedInvocation<'p>, InvocationError> {
-        self.decode_visiting(payload, |_| (), |_: &mut (), _| ())
-            .map(|(invocation, _)| invocation)
-    }
-
-    /// Like [`InvocationDecoder::decode_invocation`], and calls `visit` on
-    /// each record right after decoding it, on the thread that decoded it,
-    /// with one `T` per slice of records (made by `new` from the slice's
-    /// record count). Work on an event's fields done
-    /// here finds them in cache; done after the whole invocation is
-    /// decoded, it finds them evicted by the records decoded since (digests
-    /// of `event_id`s cost the aggregator twice as long there). The slices
-    /// come back in record order with the records they cover; how records
-    /// are cut into slices depends on the thread count and the payload.
-    pub fn decode_visiting<'p, T, N, V>(
-        &'p mut self,
-        payload: &'p mut [u8],
-        new: N,
-        visit: V,
-    ) -> Result<(DecodedInvocation<'p>, Visited<T>), InvocationError>
-    where
-        T: Send,
-        N: Fn(usize) -> T + Sync,
-        V: Fn(&mut T, &DecodedRecord<'p>) + Sync,
-    {
         let Sliced {
             window,
             records,
             slices,
-        } = self.decode_sliced(payload, new, visit)?;
+        } = self.decode_sliced(payload, |_| (), |_, _| ())?;
         // one slice (one thread) is the list; several are joined into a list
         // of the exact length: collecting the flattened slices grew it (and
         // copied it) several times
         let mut out = Vec::new();
-        let mut visited = Vec::with_capacity(slices.len());
         for slice in slices {
             if out.is_empty() && slice.records.len() == records {
                 out = slice.records;
@@ -227,22 +202,24 @@ impl InvocationDecoder {
                 out.reserve_exact(records - out.len());
                 out.extend(slice.records);
             }
-            visited.push((slice.range, slice.value));
         }
-        Ok((
-            DecodedInvocation {
-                records: out,
-                window,
-            },
-            visited,
-        ))
+        Ok(DecodedInvocation {
+            records: out,
+            window,
+        })
     }
 
-    /// Like [`InvocationDecoder::decode_visiting`], but the records stay in
-    /// their slices' lists: for a consumer that can work slice by slice
-    /// (the metrics aggregator, the batch core), which then skips joining
-    /// the lists on one thread (a copy of about 240 bytes a record while the
-    /// other cores wait).
+    /// Like [`InvocationDecoder::decode_invocation`], but the records stay
+    /// in the lists of the slices they were decoded in, and `visit` is called
+    /// on each right after decoding it, on the thread that decoded it, with
+    /// one `T` per slice (made by `new` from the slice's record count).
+    /// Work on an event's fields done there finds them in cache; done after
+    /// the whole invocation is decoded, it finds them evicted by the records
+    /// decoded since (digests of `event_id`s cost the aggregator twice as
+    /// long). Keeping the lists apart skips joining them on one thread (a
+    /// copy of about 240 bytes a record while the other cores wait). The
+    /// slices come in record order; how records are cut into slices depends
+    /// on the thread count and the payload.
     pub fn decode_sliced<'p, T, N, V>(
         &'p mut self,
         payload: &'p mut [u8],
@@ -253,42 +230,6 @@ impl InvocationDecoder {
         T: Send,
         N: Fn(usize) -> T + Sync,
         V: Fn(&mut T, &DecodedRecord<'p>) + Sync,
-    {
-        let (window, records, slices) = self.decode_core(
-            payload,
-            |n| (Vec::with_capacity(n), new(n)),
-            |(kept, value): &mut (Vec<DecodedRecord<'p>>, T), record| {
-                visit(value, &record);
-                kept.push(record);
-            },
-        )?;
-        Ok(Sliced {
-            window,
-            records,
-            slices: slices
-                .into_iter()
-                .map(|(range, (records, value))| Slice {
-                    range,
-                    records,
-                    value,
-                })
-                .collect(),
-        })
-    }
-
-    /// Reads the envelope and decodes every record, handing each to `take`
-    /// with its slice's value (made by `new` from the slice's record count).
-    #[allow(clippy::type_complexity)]
-    fn decode_core<'p, T, N, K>(
-        &'p mut self,
-        payload: &'p mut [u8],
-        new: N,
-        take: K,
-    ) -> Result<(Option<TumblingWindow<'p>>, usize, Visited<T>), InvocationError>
-    where
-        T: Send,
-        N: Fn(usize) -> T + Sync,
-        K: Fn(&mut T, DecodedRecord<'p>) + Sync,
     {
         let Self {
             config,
@@ -331,12 +272,17 @@ impl InvocationDecoder {
             parsers.push(RecordParser::new());
         }
         let arena = &mut arena[..total];
-        let visited = if threads == 1 {
-            let mut seen = new(metas.len());
-            let n = decode_slice(&mut parsers[0], metas, 0..metas.len(), max, arena, |r| {
-                take(&mut seen, r)
-            });
-            vec![(0..n, seen)]
+        let slices = if threads == 1 {
+            let all = 0..metas.len();
+            vec![decode_slice(
+                &mut parsers[0],
+                metas,
+                all,
+                max,
+                arena,
+                &new,
+                &visit,
+            )]
         } else {
             // the pieces the envelope was read in (balanced by payload
             // bytes, so by decoded bytes), or cuts balanced by decoded bytes
@@ -354,22 +300,15 @@ impl InvocationDecoder {
                 pieces.push((records, piece_arena));
                 arena_rest = tail;
             }
-            let decoded = workers.map_with(&mut parsers[..threads], pieces, |parser, (r, a)| {
-                let mut seen = new(r.len());
-                let n = decode_slice(parser, metas, r, max, a, |r| take(&mut seen, r));
-                (n, seen)
-            });
-            let mut done = 0;
-            decoded
-                .into_iter()
-                .map(|(n, seen)| {
-                    done += n;
-                    (done - n..done, seen)
-                })
-                .collect()
+            workers.map_with(&mut parsers[..threads], pieces, |parser, (r, a)| {
+                decode_slice(parser, metas, r, max, a, &new, &visit)
+            })
         };
-        let records = visited.last().map_or(0, |(range, _)| range.end);
-        Ok((window, records, visited))
+        Ok(Sliced {
+            window,
+            records: slices.iter().map(|s| s.records.len()).sum(),
+            slices,
+        })
     }
 }
 
@@ -402,19 +341,22 @@ fn span_of(data: DataLen, max: usize) -> Span {
 }
 
 /// Decodes the records `range` of the invocation into `arena` (which has
-/// room for at least their decoded bytes and padding), handing each to
-/// `take`; returns how many it decoded.
-fn decode_slice<'p>(
+/// room for at least their decoded bytes and padding), showing each to
+/// `visit` with the slice's value (made by `new`).
+fn decode_slice<'p, T>(
     parser: &mut RecordParser,
     metas: &Records<'p>,
     range: Range<usize>,
     max: usize,
     arena: &'p mut [u8],
-    mut take: impl FnMut(DecodedRecord<'p>),
-) -> usize {
+    new: impl Fn(usize) -> T,
+    visit: impl Fn(&mut T, &DecodedRecord<'p>),
+) -> Slice<'p, T> {
     let mut rest: &'p mut [u8] = arena;
-    let mut taken = 0;
+    let mut records = Vec::with_capacity(range.len());
+    let mut value = new(range.len());
     let mut recent = Recent::default();
+    let start = range.start;
     for i in range {
         let Some((meta, data)) = metas.meta(i, &mut recent) else {
             break;
@@ -428,15 +370,16 @@ fn decode_slice<'p>(
                 decode_one(parser, meta.data_base64, chunk, len)
             }
         };
-        take(DecodedRecord { meta, outcome });
-        taken += 1;
+        let record = DecodedRecord { meta, outcome };
+        visit(&mut value, &record);
+        records.push(record);
     }
-    taken
+    Slice {
+        range: start..start + records.len(),
+        records,
+        value,
+    }
 }
-
-/// What [`InvocationDecoder::decode_visiting`]'s visitor made of each slice
-/// of records: the records' indices, and its value.
-pub type Visited<T> = Vec<(Range<usize>, T)>;
 
 /// What [`InvocationDecoder::decode_sliced`] returns: the invocation with
 /// its records in slices.
@@ -571,8 +514,8 @@ mod tests {
             let mut decoder =
                 InvocationDecoder::new(DecoderConfig::default()).with_threads(threads);
             let mut payload = invocation(&sizes);
-            let (invocation, visited) = decoder
-                .decode_visiting(
+            let sliced = decoder
+                .decode_sliced(
                     &mut payload,
                     Vec::with_capacity,
                     |seen: &mut Vec<String>, r| {
@@ -580,38 +523,36 @@ mod tests {
                     },
                 )
                 .expect("an envelope");
-            assert_eq!(invocation.records.len(), sizes.len());
+            assert_eq!(sliced.records, sizes.len());
             if threads > 1 {
-                assert!(visited.len() > 1, "{threads} threads cut one slice");
+                assert!(sliced.slices.len() > 1, "{threads} threads cut one slice");
             }
             let mut next = 0;
-            for (range, seen) in &visited {
-                assert_eq!(range.start, next, "{threads} threads: slices in order");
-                let expected: Vec<&str> = invocation.records[range.clone()]
+            for slice in &sliced.slices {
+                assert_eq!(
+                    slice.range.start, next,
+                    "{threads} threads: slices in order"
+                );
+                assert_eq!(slice.range.len(), slice.records.len());
+                let expected: Vec<&str> = slice
+                    .records
                     .iter()
                     .map(|r| r.meta.sequence_number)
                     .collect();
-                assert_eq!(seen, &expected, "{threads} threads");
-                next = range.end;
+                assert_eq!(slice.value, expected, "{threads} threads");
+                next = slice.range.end;
             }
             assert_eq!(next, sizes.len(), "{threads} threads: every record");
-            // kept in their slices: the same records, the same cuts
-            let expected = invocation.records.clone();
-            let ranges: Vec<_> = visited.iter().map(|(r, _)| r.clone()).collect();
+            // kept in their slices: the records of the joined list
             let mut payload = self::invocation(&sizes);
             let mut other = InvocationDecoder::new(DecoderConfig::default()).with_threads(threads);
-            let sliced = other
-                .decode_sliced(&mut payload, |_| (), |_, _| ())
-                .expect("an envelope");
-            assert_eq!(sliced.records, sizes.len());
+            let joined = other.decode_invocation(&mut payload).expect("an envelope");
             let got: Vec<_> = sliced
                 .slices
                 .iter()
                 .flat_map(|s| s.records.clone())
                 .collect();
-            assert_eq!(got, expected, "{threads} threads");
-            let got_ranges: Vec<_> = sliced.slices.iter().map(|s| s.range.clone()).collect();
-            assert_eq!(got_ranges, ranges, "{threads} threads");
+            assert_eq!(got, joined.records, "{threads} threads");
         }
     }
 }

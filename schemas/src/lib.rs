@@ -23,7 +23,6 @@ pub mod write;
 pub use event::*;
 pub use invocation::{
     DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, RecordMeta, Slice, Sliced,
-    Visited,
 };
 pub use reason::{ReasonCode, Rejection};
 pub use record::RecordParser;
