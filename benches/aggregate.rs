@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pipeline_aggregators::WindowAggregator;
 use pipeline_aggregators::emulator::{WindowMapping, run_shard};
-use pipeline_benches::fixtures::{CountingSink, deadline, payload, runtime};
+use pipeline_benches::fixtures::{CountingSink, deadline, mid_window_payload, payload, runtime};
 use pipeline_generator::kinesis;
 use pipeline_generator::{TrafficConfig, generate};
 use pipeline_schemas::DecoderConfig;
@@ -44,6 +44,13 @@ fn report_request_rate(rt: &tokio::runtime::Runtime) {
     );
 }
 
+/// Records an invocation holds.
+const EVENTS: usize = 10_000;
+
+/// Events the window held before the mid-window invocation: half a minute
+/// of a busy shard (1,000 records/s, Kinesis' write limit per shard).
+const SEEN_BEFORE: usize = 30_000;
+
 fn aggregate(c: &mut Criterion) {
     let rt = runtime();
     // the one-off reports are for measurement runs (`cargo bench`), not the
@@ -51,9 +58,39 @@ fn aggregate(c: &mut Criterion) {
     if std::env::args().any(|a| a == "--bench") {
         report_request_rate(&rt);
     }
-    const EVENTS: usize = 10_000;
-    let payload = payload(EVENTS, true);
-    let mut group = c.benchmark_group("aggregate_invocation");
+    // the window's final invocation: it emits the window's metric records
+    invocation(
+        c,
+        &rt,
+        "aggregate_invocation",
+        &payload(EVENTS, true),
+        |p| {
+            // the ordinary path: deserialize the whole event, parse each record, aggregate
+            pipeline_benches::aggregate_invocation(p)
+                .expect("a Kinesis event")
+                .len()
+        },
+    );
+    // most invocations of a window: the state read in, the records counted
+    // into it, the state written out in the response; no metric records
+    let mid = mid_window_payload(SEEN_BEFORE, EVENTS);
+    invocation(c, &rt, "aggregate_mid_window", &mid, |p| {
+        pipeline_benches::aggregate_mid_window(p)
+            .expect("a Kinesis window event")
+            .len()
+    });
+}
+
+/// Ours on one and two threads, payload to serialized response (as the
+/// runtime sends it), against `baseline` on the same payload.
+fn invocation(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    payload: &[u8],
+    baseline: impl Fn(&[u8]) -> usize,
+) {
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(20);
     for (name, threads) in [
@@ -64,25 +101,20 @@ fn aggregate(c: &mut Criterion) {
             .with_decode_threads(threads);
         group.bench_function(name, |b| {
             b.iter_batched_ref(
-                || payload.clone(),
+                || payload.to_vec(),
                 |buf| {
                     let out = rt
                         .block_on(ours.process(buf, deadline()))
                         .expect("aggregated");
                     assert_eq!(out.stats.counted, EVENTS);
-                    out.stats.sink.map_or(0, |s| s.written)
+                    serde_json::to_vec(&out.response).expect("a response").len()
                 },
                 BatchSize::LargeInput,
             )
         });
     }
     group.bench_function("aws_lambda_events_serde_json", |b| {
-        b.iter(|| {
-            // the ordinary path: deserialize the whole event, parse each record, aggregate
-            pipeline_benches::aggregate_invocation(&payload)
-                .expect("a Kinesis event")
-                .len()
-        })
+        b.iter(|| baseline(payload))
     });
     group.finish();
 }

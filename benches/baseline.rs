@@ -451,6 +451,38 @@ pub fn aggregate_invocation(
     Ok(records_of(&state, "shardId-000000000000", 0, 60_000))
 }
 
+/// A mid-window invocation the ordinary way: `KinesisTimeWindowEvent`
+/// through `serde_json`, the window's state decoded, [`parse_record`] on each
+/// record with the same de-duplication and aggregation as ours, and the
+/// `KinesisTimeWindowEventResponse` carrying the new state serialized, as the
+/// runtime would send it. Returns the response's bytes.
+pub fn aggregate_mid_window(payload: &[u8]) -> Result<Vec<u8>, String> {
+    use aws_lambda_events::event::kinesis::{
+        KinesisTimeWindowEvent, KinesisTimeWindowEventResponse,
+    };
+    use pipeline_aggregators::window::{STATE_KEY, WindowState, id_digest};
+    let event: KinesisTimeWindowEvent =
+        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    let mut state = match event.time_window_properties.state.get(STATE_KEY) {
+        Some(text) => WindowState::decode(text)?,
+        None => WindowState::default(),
+    };
+    for record in &event.kinesis_event.records {
+        if let Ok(e) = parse_record(&record.kinesis.data.0)
+            && let Some(ev) = e.event()
+            && state.seen.insert(id_digest(ev.event_id))
+        {
+            pipeline_aggregators::measures::add_event(&mut state.aggregates, &ev);
+        }
+    }
+    let mut response = KinesisTimeWindowEventResponse::default();
+    let properties = &mut response.time_window_event_response_properties;
+    properties
+        .state
+        .insert(STATE_KEY.to_owned(), state.encode());
+    serde_json::to_vec(&response).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,6 +522,28 @@ mod tests {
         let payload = kinesis::invocation_payload(&shards[0], &StreamInfo::default());
         let (valid, rejected) = decode_invocation(&payload).expect("a Kinesis event");
         assert_eq!(valid + rejected, 500);
+    }
+
+    /// Mid-window, the baseline carries the same state forward as ours.
+    #[test]
+    fn mid_window_baseline_returns_the_state_ours_returns() {
+        use crate::fixtures::{CountingSink, deadline, mid_window_payload, runtime};
+        use pipeline_aggregators::WindowAggregator;
+        use pipeline_aggregators::window::STATE_KEY;
+        let mut payload = mid_window_payload(2_000, 1_000);
+        let response = aggregate_mid_window(&payload).expect("the baseline aggregates");
+        let theirs: serde_json::Value = serde_json::from_slice(&response).expect("JSON");
+        let mut ours = WindowAggregator::new(
+            CountingSink::default(),
+            pipeline_schemas::DecoderConfig::default(),
+        );
+        let out = runtime()
+            .block_on(ours.process(&mut payload, deadline()))
+            .expect("ours aggregates");
+        assert_eq!(out.stats.counted, 1_000);
+        let state = &theirs["state"][STATE_KEY];
+        assert!(state.as_str().is_some_and(|s| s.len() > 3_000 * 8));
+        assert_eq!(state, &out.response["state"][STATE_KEY]);
     }
 
     /// Why the ordinary path is not good enough: one record with corrupt

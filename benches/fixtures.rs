@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pipeline_aggregators::sink::MAX_RECORDS_PER_CALL;
-use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError, SinkReport};
+use pipeline_aggregators::window::STATE_KEY;
+use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError, SinkReport, WindowAggregator};
 use pipeline_generator::kinesis::{self, StreamInfo, WindowFields};
 use pipeline_generator::{TrafficConfig, generate};
 use pipeline_processors::{
@@ -37,6 +38,46 @@ pub fn payload(events: usize, window: bool) -> Vec<u8> {
         terminated_early: false,
     });
     kinesis::invocation_payload_with(&shard, &StreamInfo::default(), fields.as_ref())
+}
+
+/// A mid-window invocation of the aggregator: the last `events` records of
+/// one shard's `before + events` (generated mix, seed 7), not the window's
+/// last, carrying the state the aggregator returned for the `before` records
+/// (their sums and event-id digests), as the tumbling-window event source
+/// mapping passes it on. Most invocations of a window look like this: state
+/// read in and written out, no metric records.
+pub fn mid_window_payload(before: usize, events: usize) -> Vec<u8> {
+    let records = generate(TrafficConfig {
+        events: before + events,
+        seed: 7,
+        ..TrafficConfig::default()
+    });
+    let shard = kinesis::route(&records, 1).remove(0);
+    let (earlier, batch) = shard.split_at(shard.len().saturating_sub(events));
+    let fields = |state: Vec<(String, String)>, is_final| WindowFields {
+        start_ms: 0,
+        end_ms: 60_000,
+        shard_id: kinesis::shard_id(0),
+        state,
+        is_final,
+        terminated_early: false,
+    };
+    let stream = StreamInfo::default();
+    let mut first =
+        kinesis::invocation_payload_with(earlier, &stream, Some(&fields(Vec::new(), false)));
+    let mut aggregator = WindowAggregator::new(CountingSink::default(), DecoderConfig::default());
+    let out = runtime()
+        .block_on(aggregator.process(&mut first, deadline()))
+        .expect("the earlier records aggregate");
+    let state = out.response["state"][STATE_KEY]
+        .as_str()
+        .expect("a mid-window invocation returns its state")
+        .to_owned();
+    kinesis::invocation_payload_with(
+        batch,
+        &stream,
+        Some(&fields(vec![(STATE_KEY.to_owned(), state)], false)),
+    )
 }
 
 /// An object store that keeps nothing but the byte count.
