@@ -677,5 +677,61 @@ mod tests {
                 proptest::prop_assert_eq!(id_digest(changed), any_text_digest(changed));
             }
         }
+
+        /// Any state (dimensions of any text up to their limit, any
+        /// numbers) is written as the earlier `serde_json` encoder wrote it,
+        /// and read back whole; any text at all is read or refused, never a
+        /// panic.
+        #[test]
+        fn states_are_written_as_before_and_read_back(
+            series in proptest::collection::vec(
+                (proptest::num::i64::ANY, "\\PC{0,5}", "[\\x00-\\x7f]{0,15}", ".{0,3}", proptest::array::uniform10(proptest::num::u64::ANY)),
+                0..20,
+            ),
+            digests in proptest::collection::vec(proptest::num::u64::ANY, 0..200),
+            noise in ".{0,64}",
+        ) {
+            let mut state = WindowState::default();
+            for (minute_ms, country, currency, method, values) in &series {
+                let (Some(country), Some(currency), Some(payment_method)) =
+                    (Dim::new(country), Dim::new(currency), Dim::new(method))
+                else {
+                    continue;
+                };
+                state.aggregates.insert(
+                    SeriesKey { minute_ms: *minute_ms, dims: Dims { country, currency, payment_method } },
+                    Measures::from_values(*values),
+                );
+            }
+            state.seen.extend(digests);
+            let text = state.encode();
+            proptest::prop_assert_eq!(&text, &serde_json_encoding(&state));
+            proptest::prop_assert_eq!(WindowState::decode(&text), Ok(state));
+            let _ = WindowState::decode(&noise);
+            let half: String = text.chars().take(text.chars().count() / 2).collect();
+            proptest::prop_assert!(WindowState::decode(&half).is_err());
+        }
+    }
+
+    /// The encoder as it was first written, through `serde_json::Value`.
+    fn serde_json_encoding(state: &WindowState) -> String {
+        let series: Vec<Value> = state
+            .aggregates
+            .iter()
+            .map(|(k, m)| {
+                let mut row = vec![
+                    json!(k.minute_ms),
+                    json!(k.dims.country.as_str()),
+                    json!(k.dims.currency.as_str()),
+                    json!(k.dims.payment_method.as_str()),
+                ];
+                row.extend(m.named().iter().map(|(_, v)| json!(v)));
+                Value::Array(row)
+            })
+            .collect();
+        let mut digests: Vec<u64> = state.seen.iter().copied().collect();
+        digests.sort_unstable();
+        let ids: Vec<u8> = digests.iter().flat_map(|d| d.to_le_bytes()).collect();
+        json!({"s": series, "e": base64_simd::STANDARD.encode_to_string(&ids)}).to_string()
     }
 }
