@@ -3,27 +3,30 @@
 //! Parquet objects, against the ordinary path in the same run
 //! (`aws_lambda_events` + `serde_json` typed structs + the same encoder).
 //!
-//! Also prints, once: Parquet bytes per event, and the peak heap while
-//! handling a 6 MB invocation (a counting global allocator), for both paths.
+//! Also prints, once: Parquet bytes per event, and the peak heap and the
+//! heap allocations while handling a 6 MB invocation (a counting global
+//! allocator), for both paths.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pipeline_benches::fixtures::{NullStore, archiver, deadline, payload, runtime};
 use pipeline_processors::Codec;
 
-/// Counts live heap bytes and their high-water mark, only while
-/// [`peak_of`] measures: shared counters updated on every allocation would
+/// Counts live heap bytes, their high-water mark and allocation calls, only
+/// while [`heap_of`] measures: shared counters updated on every allocation would
 /// make the two-thread benchmark pay for cache lines bouncing between cores.
 struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 static PEAK: AtomicIsize = AtomicIsize::new(0);
+static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 fn grew(by: usize) {
     if COUNTING.load(Ordering::Relaxed) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
         let by = by as isize;
         let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
         PEAK.fetch_max(now, Ordering::Relaxed);
@@ -68,15 +71,26 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// The most heap `f` held at once beyond what was live when it started
-/// (freeing older allocations lowers the count, as before).
-fn peak_of(f: impl FnOnce()) -> usize {
+/// What `f` asked of the heap.
+struct Heap {
+    /// The most it held at once beyond what was live when it started
+    /// (freeing older allocations lowers the count, as before).
+    peak: usize,
+    /// Allocations and growing reallocations.
+    calls: usize,
+}
+
+fn heap_of(f: impl FnOnce()) -> Heap {
     LIVE.store(0, Ordering::Relaxed);
     PEAK.store(0, Ordering::Relaxed);
+    CALLS.store(0, Ordering::Relaxed);
     COUNTING.store(true, Ordering::SeqCst);
     f();
     COUNTING.store(false, Ordering::SeqCst);
-    PEAK.load(Ordering::Relaxed).max(0) as usize
+    Heap {
+        peak: PEAK.load(Ordering::Relaxed).max(0) as usize,
+        calls: CALLS.load(Ordering::Relaxed),
+    }
 }
 
 fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
@@ -89,15 +103,21 @@ fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
     }
     let store = NullStore::default();
     let mut ours = archiver(store.clone(), 1);
-    let mut buf = big.clone();
-    let ours_peak = peak_of(|| {
-        let out = rt
-            .block_on(ours.process(&mut buf, deadline()))
-            .expect("a Kinesis event");
-        assert!(out.response.batch_item_failures.is_empty());
-    });
+    let mut invoke = || {
+        let mut buf = big.clone();
+        heap_of(|| {
+            let out = rt
+                .block_on(ours.process(&mut buf, deadline()))
+                .expect("a Kinesis event");
+            assert!(out.response.batch_item_failures.is_empty());
+        })
+    };
+    // the first invocation of a container: its buffers are allocated too
+    let first = invoke();
     let parquet = store.0.load(Ordering::Relaxed);
-    let base_peak = peak_of(|| {
+    // a warm container's invocation: buffers reused
+    let warm = invoke();
+    let base = heap_of(|| {
         let (valid, _, files) =
             pipeline_benches::archive_invocation(&big, Codec::Zstd(1)).expect("archive");
         assert_eq!(valid, events);
@@ -106,10 +126,19 @@ fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
     eprintln!(
         "archive: 6 MB invocation ({} bytes, {events} records): peak heap ours {:.1} MB (payload copy included), baseline {:.1} MB; Parquet {:.1} bytes/event ({} bytes)",
         big.len(),
-        ours_peak as f64 / 1e6,
-        base_peak as f64 / 1e6,
+        first.peak as f64 / 1e6,
+        base.peak as f64 / 1e6,
         parquet as f64 / events as f64,
         parquet
+    );
+    let per_event = |h: &Heap| h.calls as f64 / events as f64;
+    eprintln!(
+        "archive: heap allocations per event: ours {:.2} warm ({} in all; first invocation {:.2}), baseline {:.2} ({} in all)",
+        per_event(&warm),
+        warm.calls,
+        per_event(&first),
+        per_event(&base),
+        base.calls
     );
 }
 
