@@ -437,18 +437,42 @@ pub fn archive_invocation(
 pub fn aggregate_invocation(
     payload: &[u8],
 ) -> Result<Vec<pipeline_aggregators::MetricRecord>, serde_json::Error> {
-    use pipeline_aggregators::window::{WindowState, id_digest, records_of};
+    use pipeline_aggregators::window::{WindowState, records_of};
     let event: KinesisEvent = serde_json::from_slice(payload)?;
     let mut state = WindowState::default();
-    for record in &event.records {
-        if let Ok(e) = parse_record(&record.kinesis.data.0)
+    count_into(
+        &mut state,
+        event.records.iter().map(|r| &r.kinesis.data.0[..]),
+    );
+    Ok(records_of(&state, "shardId-000000000000", 0, 60_000))
+}
+
+/// Parses each record ([`parse_record`]) and counts the valid events into
+/// `state`, each `event_id` once per window, as ours does.
+fn count_into<'r>(
+    state: &mut pipeline_aggregators::WindowState,
+    records: impl Iterator<Item = &'r [u8]>,
+) {
+    use pipeline_aggregators::window::id_digest;
+    let verdicts: Vec<Verdict> = records.map(parse_record).collect();
+    let digests: Vec<Option<u64>> = verdicts
+        .iter()
+        .map(|v| {
+            v.as_ref()
+                .ok()
+                .and_then(|e| e.event())
+                .map(|ev| id_digest(ev.event_id))
+        })
+        .collect();
+    let counts = state.admit([&digests[..]]);
+    for (verdict, counted) in verdicts.iter().zip(counts) {
+        if counted
+            && let Ok(e) = verdict
             && let Some(ev) = e.event()
-            && state.seen.insert(id_digest(ev.event_id))
         {
             pipeline_aggregators::measures::add_event(&mut state.aggregates, &ev);
         }
     }
-    Ok(records_of(&state, "shardId-000000000000", 0, 60_000))
 }
 
 /// A mid-window invocation the ordinary way: `KinesisTimeWindowEvent`
@@ -460,21 +484,21 @@ pub fn aggregate_mid_window(payload: &[u8]) -> Result<Vec<u8>, String> {
     use aws_lambda_events::event::kinesis::{
         KinesisTimeWindowEvent, KinesisTimeWindowEventResponse,
     };
-    use pipeline_aggregators::window::{STATE_KEY, WindowState, id_digest};
+    use pipeline_aggregators::window::{STATE_KEY, WindowState};
     let event: KinesisTimeWindowEvent =
         serde_json::from_slice(payload).map_err(|e| e.to_string())?;
     let mut state = match event.time_window_properties.state.get(STATE_KEY) {
         Some(text) => WindowState::decode(text)?,
         None => WindowState::default(),
     };
-    for record in &event.kinesis_event.records {
-        if let Ok(e) = parse_record(&record.kinesis.data.0)
-            && let Some(ev) = e.event()
-            && state.seen.insert(id_digest(ev.event_id))
-        {
-            pipeline_aggregators::measures::add_event(&mut state.aggregates, &ev);
-        }
-    }
+    count_into(
+        &mut state,
+        event
+            .kinesis_event
+            .records
+            .iter()
+            .map(|r| &r.kinesis.data.0[..]),
+    );
     let mut response = KinesisTimeWindowEventResponse::default();
     let properties = &mut response.time_window_event_response_properties;
     properties
