@@ -161,8 +161,8 @@ impl WindowState {
     }
 
     /// Reads [`WindowState::encode`] back. The digests are borrowed from
-    /// `text` (base64 has nothing to unescape) and the seen set is sized
-    /// once for them.
+    /// `text` (base64 has nothing to unescape) and decoded straight into the
+    /// sorted list they were written from.
     pub fn decode(text: &str) -> Result<Self, String> {
         let encoded: Encoded<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut state = WindowState::default();
