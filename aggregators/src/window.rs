@@ -19,6 +19,7 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
+use pipeline_schemas::write::push_json_string;
 use pipeline_schemas::{
     DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, Slice, Sliced,
 };
@@ -293,30 +294,6 @@ struct Row<'a>(
     u64,
     u64,
 );
-
-/// Appends `s` as a JSON string, escaped as `serde_json` escapes it.
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < ' ' => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(c as u8 >> 4)]));
-                out.push(char::from(HEX[usize::from(c as u8 & 0xf)]));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
 
 /// `HHMM` of `ms` in UTC.
 fn hhmm(ms: i64) -> String {

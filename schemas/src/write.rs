@@ -6,34 +6,55 @@
 use crate::event::{Event, EventData, LineItem};
 use crate::rules::format_rfc3339_ms;
 
-/// Appends `s` as a JSON string literal (quotes included).
+/// Appends `s` as a JSON string literal (quotes included), escaped as
+/// `serde_json` escapes it, so text written here and text serde writes
+/// read the same and compare equal byte for byte.
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
+    escape_json(s, |piece| out.extend_from_slice(piece.as_bytes()));
+}
+
+/// [`write_json_string`] into a `String`.
+pub fn push_json_string(out: &mut String, s: &str) {
+    escape_json(s, |piece| out.push_str(piece));
+}
+
+/// Hands `s` to `put` as a quoted JSON string, in pieces: runs of `s` that
+/// need no escape, and escapes.
+fn escape_json(s: &str, mut put: impl FnMut(&str)) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    put("\"");
     let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        let short = match c {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
             _ => continue,
         };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(c >> 4)]);
-            out.push(HEX[usize::from(c & 0xf)]);
+        // `c` is ASCII, so `i` is a character boundary
+        put(&s[start..i]);
+        if short.is_empty() {
+            let unicode = [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ];
+            put(std::str::from_utf8(&unicode).unwrap_or_default());
         } else {
-            out.extend_from_slice(esc);
+            put(short);
         }
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+    put(&s[start..]);
+    put("\"");
 }
 
 struct ObjectWriter<'o> {
@@ -193,5 +214,24 @@ mod tests {
             String::from_utf8(out).expect("utf8"),
             r#""a\"b\\c\nd\u0001é""#
         );
+    }
+
+    /// Every ASCII character, alone and between other text, and non-ASCII
+    /// text: escaped exactly as `serde_json` escapes it, by both writers.
+    #[test]
+    fn escapes_as_serde_json_does() {
+        let mut texts: Vec<String> = (0u8..0x80).map(|c| char::from(c).to_string()).collect();
+        texts.push((0u8..0x80).map(char::from).collect());
+        texts.push("é\u{7f}\u{1}ü\"€\u{8}\u{c}x".to_owned());
+        texts.push(String::new());
+        for text in &texts {
+            let expected = serde_json::to_string(text).expect("a string");
+            let mut bytes = Vec::new();
+            write_json_string(&mut bytes, text);
+            assert_eq!(String::from_utf8(bytes).expect("utf8"), expected);
+            let mut string = String::new();
+            push_json_string(&mut string, text);
+            assert_eq!(string, expected);
+        }
     }
 }
