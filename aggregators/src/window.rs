@@ -383,12 +383,12 @@ impl SliceCount {
 /// event that does not (a duplicate: producer retries) is summed again
 /// without it. Sums do not depend on the order they are added in.
 fn count(slices: &[Slice<'_, SliceCount>], state: &mut WindowState, stats: &mut WindowStats) {
+    // the slices cover the invocation in order, so a record's flag is at
+    // its position in the invocation
     let counts = state.admit(slices.iter().map(|s| s.value.digests.as_slice()));
-    let mut at = 0;
     for slice in slices {
         let digests = &slice.value.digests;
-        let flags = counts.get(at..at + digests.len()).unwrap_or_default();
-        at += digests.len();
+        let flags = counts.get(slice.range.clone()).unwrap_or_default();
         let mut all_count = true;
         for (digest, &counted) in digests.iter().zip(flags) {
             match (digest, counted) {
