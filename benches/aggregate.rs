@@ -64,6 +64,8 @@ fn aggregate(c: &mut Criterion) {
         &rt,
         "aggregate_invocation",
         &payload(EVENTS, true),
+        EVENTS,
+        BOTH,
         |p| {
             // the ordinary path: deserialize the whole event, parse each record, aggregate
             pipeline_benches::aggregate_invocation(p)
@@ -74,29 +76,52 @@ fn aggregate(c: &mut Criterion) {
     // most invocations of a window: the state read in, the records counted
     // into it, the state written out in the response; no metric records
     let mid = mid_window_payload(SEEN_BEFORE, EVENTS);
-    invocation(c, &rt, "aggregate_mid_window", &mid, |p| {
+    invocation(c, &rt, "aggregate_mid_window", &mid, EVENTS, BOTH, |p| {
         pipeline_benches::aggregate_mid_window(p)
             .expect("a Kinesis window event")
             .len()
     });
+    // small invocations (an event source mapping's default `BatchSize` is
+    // 100): one thread, as the decoder uses for them whatever the cores
+    for events in [100, 1_000] {
+        invocation(
+            c,
+            &rt,
+            &format!("aggregate_invocation_{events}_records"),
+            &payload(events, true),
+            events,
+            &[("simd_window_aggregator", 1)],
+            |p| {
+                pipeline_benches::aggregate_invocation(p)
+                    .expect("a Kinesis event")
+                    .len()
+            },
+        );
+    }
 }
 
-/// Ours on one and two threads, payload to serialized response (as the
-/// runtime sends it), against `baseline` on the same payload.
+/// Ours on one thread and on two.
+const BOTH: &[(&str, usize)] = &[
+    ("simd_window_aggregator", 1),
+    ("simd_window_aggregator_2_threads", 2),
+];
+
+/// Ours on each of `threads` (name, thread count), payload of `events`
+/// records to serialized response (as the runtime sends it), against
+/// `baseline` on the same payload.
 fn invocation(
     c: &mut Criterion,
     rt: &tokio::runtime::Runtime,
     name: &str,
     payload: &[u8],
+    events: usize,
+    threads: &[(&str, usize)],
     baseline: impl Fn(&[u8]) -> usize,
 ) {
     let mut group = c.benchmark_group(name);
-    group.throughput(Throughput::Elements(EVENTS as u64));
-    group.sample_size(20);
-    for (name, threads) in [
-        ("simd_window_aggregator", 1),
-        ("simd_window_aggregator_2_threads", 2),
-    ] {
+    group.throughput(Throughput::Elements(events as u64));
+    group.sample_size(if events < EVENTS { 40 } else { 20 });
+    for &(name, threads) in threads {
         let mut ours = WindowAggregator::new(CountingSink::default(), DecoderConfig::default())
             .with_decode_threads(threads);
         group.bench_function(name, |b| {
@@ -106,7 +131,7 @@ fn invocation(
                     let out = rt
                         .block_on(ours.process(buf, deadline()))
                         .expect("aggregated");
-                    assert_eq!(out.stats.counted, EVENTS);
+                    assert_eq!(out.stats.counted, events);
                     serde_json::to_vec(&out.response).expect("a response").len()
                 },
                 BatchSize::LargeInput,

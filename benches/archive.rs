@@ -3,6 +3,8 @@
 //! Parquet objects, against the ordinary path in the same run
 //! (`aws_lambda_events` + `serde_json` typed structs + the same encoder).
 //!
+//! Then the same for invocations of 100 and 1,000 records (zstd and snappy).
+//!
 //! Also prints, once: Parquet bytes per event, and the peak heap and the
 //! heap allocations while handling a 6 MB invocation (a counting global
 //! allocator), for both paths.
@@ -11,7 +13,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use pipeline_benches::fixtures::{NullStore, archiver, deadline, payload, runtime};
+use pipeline_benches::fixtures::{NullStore, archiver, archiver_with, deadline, payload, runtime};
 use pipeline_processors::Codec;
 
 /// Counts live heap bytes, their high-water mark and allocation calls, only
@@ -150,15 +152,66 @@ fn archive(c: &mut Criterion) {
         report_memory_and_size(&rt);
     }
     const EVENTS: usize = 10_000;
-    let payload = payload(EVENTS, false);
-    let mut group = c.benchmark_group("archive_invocation");
-    group.throughput(Throughput::Elements(EVENTS as u64));
-    group.sample_size(20);
-    for (name, threads) in [
-        ("simd_batch_core_to_parquet", 1),
-        ("simd_batch_core_to_parquet_2_threads", 2),
-    ] {
-        let mut ours = archiver(NullStore::default(), threads);
+    invocation(
+        c,
+        &rt,
+        "archive_invocation",
+        EVENTS,
+        &[
+            ("simd_batch_core_to_parquet", 1, Codec::Zstd(1)),
+            ("simd_batch_core_to_parquet_2_threads", 2, Codec::Zstd(1)),
+        ],
+    );
+}
+
+/// Invocations of 100 and 1,000 records: what an event source mapping
+/// delivers with its default `BatchSize` (100) or ours (1,000), and what any
+/// stream delivers when traffic is low. The per-invocation costs (a Parquet
+/// file per table and partition, each column chunk's codec set up, the
+/// footers) weigh more here than in a 10,000-record invocation. Snappy
+/// (`PARQUET_CODEC=snappy`) is measured too: `parquet` sets up a zstd
+/// compressor and decompressor for every compressed column chunk.
+fn archive_small(c: &mut Criterion) {
+    let rt = runtime();
+    for events in [100, 1_000] {
+        invocation(
+            c,
+            &rt,
+            &format!("archive_invocation_{events}_records"),
+            events,
+            &[
+                ("simd_batch_core_to_parquet", 1, Codec::Zstd(1)),
+                ("simd_batch_core_to_parquet_snappy", 1, Codec::Snappy),
+            ],
+        );
+    }
+}
+
+/// A group for an invocation of `events` records: ours in each variant
+/// (name, threads, codec), then the ordinary path (zstd level 1).
+fn invocation(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    events: usize,
+    variants: &[(&str, usize, Codec)],
+) {
+    let payload = payload(events, false);
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(events as u64));
+    group.sample_size(if events < 10_000 { 40 } else { 20 });
+    for &(name, threads, codec) in variants {
+        let mut ours = archiver_with(NullStore::default(), threads, codec);
+        if events < 10_000 && std::env::args().any(|a| a == "--bench") {
+            let out = rt
+                .block_on(ours.process(&mut payload.clone(), deadline()))
+                .expect("a Kinesis event");
+            println!(
+                "archive, {events} records, {codec:?}: Parquet {:.1} bytes/event ({} objects)",
+                out.stats.bytes as f64 / events as f64,
+                out.stats.objects.0
+            );
+        }
         group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || payload.clone(),
@@ -166,7 +219,7 @@ fn archive(c: &mut Criterion) {
                     let out = rt
                         .block_on(ours.process(buf, deadline()))
                         .expect("a Kinesis event");
-                    assert_eq!(out.stats.valid, EVENTS);
+                    assert_eq!(out.stats.valid, events);
                     out.stats.objects.0
                 },
                 BatchSize::LargeInput,
@@ -177,12 +230,12 @@ fn archive(c: &mut Criterion) {
         b.iter(|| {
             let (valid, _, files) =
                 pipeline_benches::archive_invocation(&payload, Codec::Zstd(1)).expect("archive");
-            assert_eq!(valid, EVENTS);
+            assert_eq!(valid, events);
             files.len()
         })
     });
     group.finish();
 }
 
-criterion_group!(benches, archive);
+criterion_group!(benches, archive, archive_small);
 criterion_main!(benches);

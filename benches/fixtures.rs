@@ -13,8 +13,8 @@ use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError, SinkReport, Win
 use pipeline_generator::kinesis::{self, StreamInfo, WindowFields};
 use pipeline_generator::{TrafficConfig, generate};
 use pipeline_processors::{
-    BatchProcessor, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig, ObjectStore,
-    PutOptions, PutOutcome, RetryPolicy, StoreError,
+    BatchProcessor, Codec, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig,
+    ObjectStore, PutOptions, PutOutcome, RetryPolicy, StoreError,
 };
 use pipeline_schemas::DecoderConfig;
 
@@ -141,7 +141,17 @@ pub fn archiver(
     store: NullStore,
     threads: usize,
 ) -> BatchProcessor<LakeArchiver<NullStore>, NullDlq> {
+    archiver_with(store, threads, Codec::Zstd(1))
+}
+
+/// [`archiver`] writing with `codec` (`PARQUET_CODEC`).
+pub fn archiver_with(
+    store: NullStore,
+    threads: usize,
+    codec: Codec,
+) -> BatchProcessor<LakeArchiver<NullStore>, NullDlq> {
     let lake = LakeConfig {
+        codec,
         encode_threads: threads,
         ..LakeConfig::default()
     };
