@@ -144,14 +144,20 @@ fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
     );
 }
 
+/// Records in the main benchmark's invocation.
+const EVENTS: usize = 10_000;
+
+/// A measurement run (`cargo bench`), not the test-mode smoke run of `cargo
+/// test --all-targets`: the one-off reports are printed only then.
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn archive(c: &mut Criterion) {
     let rt = runtime();
-    // the one-off reports are for measurement runs (`cargo bench`), not the
-    // test-mode smoke run of `cargo test --all-targets`
-    if std::env::args().any(|a| a == "--bench") {
+    if measuring() {
         report_memory_and_size(&rt);
     }
-    const EVENTS: usize = 10_000;
     invocation(
         c,
         &rt,
@@ -199,15 +205,15 @@ fn invocation(
     let payload = payload(events, false);
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(events as u64));
-    group.sample_size(if events < 10_000 { 40 } else { 20 });
+    group.sample_size(if events < EVENTS { 40 } else { 20 });
     for &(name, threads, codec) in variants {
         let mut ours = archiver_with(NullStore::default(), threads, codec);
-        if events < 10_000 && std::env::args().any(|a| a == "--bench") {
+        if measuring() {
             let out = rt
                 .block_on(ours.process(&mut payload.clone(), deadline()))
                 .expect("a Kinesis event");
             println!(
-                "archive, {events} records, {codec:?}: Parquet {:.1} bytes/event ({} objects)",
+                "archive, {events} records, {codec:?}, {threads} thread(s): Parquet {:.1} bytes/event ({} objects)",
                 out.stats.bytes as f64 / events as f64,
                 out.stats.objects.0
             );
