@@ -19,6 +19,9 @@ use std::ops::Range;
 use crate::invocation::{InvocationError, RecordMeta, TumblingWindow};
 use crate::parallel::Workers;
 
+mod layout;
+use layout::Layouts;
+
 /// Nesting deeper than this in skipped values is rejected rather than
 /// risking the stack (Lambda's own documents nest four levels).
 const MAX_DEPTH: usize = 64;
@@ -146,6 +149,30 @@ fn read_with(
         }
     }
     read_serial(payload)
+}
+
+/// Whether one pass over `payload` reads the same records, the same window
+/// and the same error with layouts (see [`layout`]) as with every record
+/// read in full: the fuzz target `envelope_layouts` calls it on any bytes.
+#[cfg(fuzzing)]
+pub fn layouts_agree(payload: &[u8]) -> bool {
+    let read = |layouts: bool| {
+        let mut buf = payload.to_vec();
+        let mut reader = Reader::new(&mut buf, 0, false);
+        if !layouts {
+            reader.layouts = Layouts::none();
+        }
+        // as text: the records borrow from a buffer that ends here
+        match reader.document().map_err(into_error) {
+            Ok(Envelope {
+                records: Records::Metas(metas, lens),
+                window,
+            }) => Ok(format!("{metas:?} {lens:?} {window:?}")),
+            Ok(_) => Err("read in pieces".to_string()),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    };
+    read(true) == read(false)
 }
 
 /// Reads `payload` front to back on the caller's thread.
@@ -479,6 +506,8 @@ struct Reader<'p> {
     /// Reading a guessed piece (see [`read_pieces`]): the payload must not be
     /// written, so a string with escapes fails instead of being unescaped.
     speculative: bool,
+    /// The records' layout, once learnt (see [`layout`]).
+    layouts: Layouts,
 }
 
 impl<'p> Reader<'p> {
@@ -487,6 +516,7 @@ impl<'p> Reader<'p> {
             rest,
             offset,
             speculative,
+            layouts: Layouts::new(),
         }
     }
 
@@ -630,7 +660,35 @@ impl<'p> Reader<'p> {
         }
     }
 
+    /// A `Records` element: by the layout of the records before it when it
+    /// fits, else in full (and its layout learnt for the next ones).
     fn record(&mut self, index: usize) -> Read<RawMeta<'p>> {
+        if let Some(fit) = self.layouts.fit(self.rest) {
+            let rest = std::mem::take(&mut self.rest);
+            let (record, tail) = rest.split_at_mut(fit.len);
+            self.rest = tail;
+            self.offset += fit.len;
+            let record: &'p [u8] = record;
+            // the ranges were found in these very bytes
+            let at = |r: Range<usize>| record.get(r).unwrap_or_default();
+            let data = at(fit.data());
+            return Ok(RawMeta {
+                sequence_number: at(fit.sequence_number()),
+                partition_key: at(fit.partition_key()),
+                shard_id: at(fit.shard_id.clone()),
+                event_source_arn: at(fit.event_source_arn()),
+                arrival_ms: fit.arrival_ms,
+                data_base64: data,
+                data_len: DataLen::of(data),
+            });
+        }
+        let learnt = self.layouts.learn(self.rest);
+        let meta = self.record_in_full(index)?;
+        self.layouts.keep(learnt);
+        Ok(meta)
+    }
+
+    fn record_in_full(&mut self, index: usize) -> Read<RawMeta<'p>> {
         let bad = |field| Failure::Invalid(InvocationError::BadRecord { index, field });
         if self.peek() != Some(b'{') {
             self.value(2)?;
@@ -827,38 +885,15 @@ impl<'p> Reader<'p> {
 
     /// A JSON number, checked against the grammar, as text.
     fn number(&mut self) -> Read<Scalar<'p>> {
-        let b = &*self.rest;
-        let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
-        let mut i = usize::from(b.first() == Some(&b'-'));
-        let int = digits(i);
-        if int == 0 || (b[i] == b'0' && int > 1) {
+        let Some(i) = number_len(self.rest) else {
             return self.fail("invalid number");
-        }
-        i += int;
-        if b.get(i) == Some(&b'.') {
-            let frac = digits(i + 1);
-            if frac == 0 {
-                return self.fail("invalid number");
-            }
-            i += 1 + frac;
-        }
-        if matches!(b.get(i), Some(b'e' | b'E')) {
-            i += 1;
-            if matches!(b.get(i), Some(b'+' | b'-')) {
-                i += 1;
-            }
-            let exp = digits(i);
-            if exp == 0 {
-                return self.fail("invalid number");
-            }
-            i += exp;
-        }
+        };
         let rest = std::mem::take(&mut self.rest);
         let (text, tail) = rest.split_at_mut(i);
         self.rest = tail;
         self.offset += i;
         let text: &'p [u8] = text;
-        // ASCII digits, signs and dots only, checked above
+        // ASCII digits, signs and dots only, checked by `number_len`
         Ok(Scalar::Number(std::str::from_utf8(text).unwrap_or("0")))
     }
 
@@ -994,6 +1029,36 @@ fn special_in(w: u64) -> Option<usize> {
         | w)
         & HIGH;
     (flags != 0).then(|| (flags.trailing_zeros() / 8) as usize)
+}
+
+/// The length of the JSON number `b` starts with, if it starts with one.
+fn number_len(b: &[u8]) -> Option<usize> {
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let int = digits(i);
+    if int == 0 || (b[i] == b'0' && int > 1) {
+        return None;
+    }
+    i += int;
+    if b.get(i) == Some(&b'.') {
+        let frac = digits(i + 1);
+        if frac == 0 {
+            return None;
+        }
+        i += 1 + frac;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp = digits(i);
+        if exp == 0 {
+            return None;
+        }
+        i += exp;
+    }
+    Some(i)
 }
 
 /// `approximateArrivalTimestamp` (epoch seconds, usually with a fraction)
@@ -1437,6 +1502,86 @@ mod tests {
                     assert_eq!(first_special(&dirty), at, "{c:#x} at {at} of {len}");
                 }
             }
+        }
+    }
+
+    /// One pass with every record read in full, no layout.
+    fn read_in_full(payload: &[u8]) -> Result<Envelope<'static>, InvocationError> {
+        let buf: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
+        let mut reader = Reader::new(buf, 0, false);
+        reader.layouts = Layouts::none();
+        reader.document().map_err(into_error)
+    }
+
+    /// One pass as the decoder reads, and how many records a layout read.
+    fn read_counting(payload: &[u8]) -> (Result<Envelope<'static>, InvocationError>, usize) {
+        let buf: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
+        let mut reader = Reader::new(buf, 0, false);
+        let read = reader.document().map_err(into_error);
+        (read, reader.layouts.fits)
+    }
+
+    /// Records that vary in every value a layout reads, and some that a
+    /// layout cannot read (escapes, non-ASCII, another order, spacing).
+    fn varied_records() -> Vec<String> {
+        let mut records = records_with_keys((0..12).map(|i| format!("key-{}", i * 37)));
+        for (i, r) in records.iter_mut().enumerate() {
+            *r = r
+                .replace("4959033827149", &format!("49590338271{:02}", i))
+                .replace("1545084650.987", &format!("15450846{i}0.5"))
+                .replace("eyJhIjoxfQ==", ["eyJhIjoxfQ==", "eyJiIjoyMn0="][i % 2]);
+        }
+        records[4] = records[4].replace("key-148", "k\\u00e9y");
+        records[5] = records[5].replace("key-185", "kéy");
+        records[7] = records[7].replace(
+            r#""eventSource":"aws:kinesis","eventVersion":"1.0","#,
+            r#""eventVersion":"1.0","eventSource":"aws:kinesis","#,
+        );
+        records[9] = records[9].replace(":", " : ");
+        records
+    }
+
+    #[test]
+    fn records_read_by_their_layout_are_read_as_in_full() {
+        let records = varied_records();
+        let payload = invocation(&records, true);
+        let (read, fits) = read_counting(&payload);
+        let full = read_in_full(&payload);
+        assert!(same(&read, &full) && read.is_ok());
+        // records 1-3 and 6 fit the first one's layout (4 and 5 have text
+        // a layout does not read); 7 to 10 each differ from the one before,
+        // and each is learnt; 11 fits 10's
+        assert_eq!(fits, 5, "records read by a layout");
+        // the same records all alike: every one after the first
+        let alike = invocation(&records_with_keys((0..50).map(|i| i.to_string())), false);
+        assert_eq!(read_counting(&alike).1, 49);
+    }
+
+    #[test]
+    fn every_corruption_reads_the_same_by_layout_as_in_full() {
+        let records = varied_records();
+        let payload = invocation(&records[..4], false);
+        // corrupt the later records, which are read by the first one's layout
+        let second = payload.len() - records[1..4].join(",").len() - 2;
+        for at in second..payload.len() {
+            for bad in [
+                b'"', b'\\', b'{', b'}', b':', b',', b' ', b'1', 0x01, 0xff, b'x',
+            ] {
+                let mut b = payload.clone();
+                b[at] = bad;
+                let (read, _) = read_counting(&b);
+                let full = read_in_full(&b);
+                assert!(
+                    same(&read, &full),
+                    "{bad:#x} at {at}: {read:?} vs {full:?}",
+                    read = read.as_ref().err(),
+                    full = full.as_ref().err()
+                );
+            }
+        }
+        for cut in second..payload.len() {
+            let (read, _) = read_counting(&payload[..cut]);
+            assert!(same(&read, &read_in_full(&payload[..cut])), "cut at {cut}");
         }
     }
 

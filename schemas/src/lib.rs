@@ -27,6 +27,9 @@ pub use invocation::{
 pub use reason::{ReasonCode, Rejection};
 pub use record::RecordParser;
 
+#[cfg(fuzzing)]
+pub use envelope::layouts_agree;
+
 /// The contract version this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -1,0 +1,389 @@
+//! A record's layout, learnt from one record of an invocation and matched
+//! against the next.
+//!
+//! One serializer writes every record of an invocation: the same keys in the
+//! same order, the same whitespace, the same values where nothing changes
+//! (event source, region, role, schema versions, the stream ARN). Only the
+//! sequence number, partition key, data, arrival time and event id differ
+//! from one record to the next. The general reader scans and dispatches on
+//! every key and value (about 300 ns a record, a quarter of an aggregator
+//! invocation). A layout keeps the bytes between the changing values, the
+//! glue, as one accepted record had them, and reads a record by comparing
+//! glue (`memcmp`) and scanning only the changing values.
+//!
+//! A layout decides how fast, never what: a record it does not fit (another
+//! key order, an escape or non-ASCII text in a value, a value that changed)
+//! is read by the general reader, with the same result and the same errors.
+//! It is learnt from the bytes alone, whatever order or spacing the service
+//! uses, and kept only once the general reader has accepted the record it
+//! was learnt from.
+
+use std::ops::Range;
+
+use super::{epoch_ms, first_special, number_len};
+
+/// The values a layout reads from each record; every other byte is glue.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Slot {
+    SequenceNumber,
+    PartitionKey,
+    Data,
+    EventId,
+    EventSourceArn,
+    Arrival,
+}
+
+/// Slots that are strings, indexing [`Fit::strings`].
+const STRINGS: usize = 5;
+
+/// Learning attempts a reader may make: a record that does not fit the
+/// layout is learnt from, once the general reader accepts it, up to this
+/// many times (a payload whose records all differ stops paying for it).
+const LEARNS: u8 = 8;
+
+/// Records in a row that may miss a layout once nothing more can be
+/// learnt, before the reader stops trying it.
+const MISSES: u8 = 16;
+
+/// A record's glue, with a slot after each stretch of it.
+#[derive(Debug)]
+pub(super) struct Layout {
+    glue: Vec<u8>,
+    /// The end of the glue before each slot, in the record's order; the
+    /// glue after the last slot closes the record.
+    steps: Vec<(usize, Slot)>,
+}
+
+/// Where a record's values are, relative to its first byte.
+pub(super) struct Fit {
+    /// The record's length, through its closing `}`.
+    pub(super) len: usize,
+    strings: [Range<usize>; STRINGS],
+    /// The part of `eventID` before its `:`.
+    pub(super) shard_id: Range<usize>,
+    pub(super) arrival_ms: i64,
+}
+
+impl Fit {
+    pub(super) fn sequence_number(&self) -> Range<usize> {
+        self.strings[Slot::SequenceNumber as usize].clone()
+    }
+    pub(super) fn partition_key(&self) -> Range<usize> {
+        self.strings[Slot::PartitionKey as usize].clone()
+    }
+    pub(super) fn data(&self) -> Range<usize> {
+        self.strings[Slot::Data as usize].clone()
+    }
+    pub(super) fn event_source_arn(&self) -> Range<usize> {
+        self.strings[Slot::EventSourceArn as usize].clone()
+    }
+}
+
+impl Layout {
+    /// The record at the start of `b`, if it fits: its glue equal to this
+    /// layout's, its strings printable ASCII without escapes (`data`: no
+    /// quote or backslash, as the general reader delimits it), its arrival
+    /// time a number, its event id with a `:`.
+    pub(super) fn fit(&self, b: &[u8]) -> Option<Fit> {
+        let (mut at, mut from) = (0, 0);
+        let mut strings: [Range<usize>; STRINGS] = Default::default();
+        let mut arrival_ms = None;
+        for &(end, slot) in &self.steps {
+            let glue = self.glue.get(from..end)?;
+            if b.get(at..at + glue.len())? != glue {
+                return None;
+            }
+            (at, from) = (at + glue.len(), end);
+            let value = b.get(at..)?;
+            let len = match slot {
+                Slot::Arrival => {
+                    let len = number_len(value)?;
+                    arrival_ms = epoch_ms(std::str::from_utf8(&value[..len]).ok()?);
+                    len
+                }
+                Slot::Data => memchr::memchr2(b'"', b'\\', value).filter(|&i| value[i] == b'"')?,
+                _ => Some(first_special(value)).filter(|&i| value.get(i) == Some(&b'"'))?,
+            };
+            if let Some(range) = strings.get_mut(slot as usize) {
+                *range = at..at + len;
+            }
+            at += len;
+        }
+        let close = self.glue.get(from..)?;
+        if b.get(at..at + close.len())? != close {
+            return None;
+        }
+        let event_id = strings[Slot::EventId as usize].clone();
+        let colon = memchr::memchr(b':', b.get(event_id.clone())?)?;
+        Some(Fit {
+            len: at + close.len(),
+            shard_id: event_id.start..event_id.start + colon,
+            arrival_ms: arrival_ms?,
+            strings,
+        })
+    }
+}
+
+/// Learns the layout of the record at the start of `b` (its opening `{`).
+/// `None` for a record a layout cannot describe: a value it reads that is
+/// not a string of printable ASCII (or, for the arrival time, a number),
+/// missing or repeated; a nested value other than `kinesis`; an escape
+/// anywhere. It does not judge the record: the general reader does, and the
+/// layout is kept only if that reader accepts the record.
+pub(super) fn learn(b: &[u8]) -> Option<Layout> {
+    let mut l = Learner {
+        b,
+        at: 0,
+        copied: 0,
+        layout: Layout {
+            glue: Vec::with_capacity(512),
+            steps: Vec::with_capacity(6),
+        },
+    };
+    l.object(false)?;
+    l.layout.glue.extend_from_slice(b.get(l.copied..l.at)?);
+    let once = |s: Slot| l.layout.steps.iter().filter(|(_, t)| *t == s).count() == 1;
+    let all = [
+        Slot::SequenceNumber,
+        Slot::PartitionKey,
+        Slot::Data,
+        Slot::EventId,
+        Slot::EventSourceArn,
+        Slot::Arrival,
+    ];
+    (l.layout.steps.len() == all.len() && all.into_iter().all(once)).then_some(l.layout)
+}
+
+struct Learner<'b> {
+    b: &'b [u8],
+    at: usize,
+    /// Bytes before this are in the glue or a slot.
+    copied: usize,
+    layout: Layout,
+}
+
+impl Learner<'_> {
+    fn whitespace(&mut self) {
+        while matches!(self.b.get(self.at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    fn byte(&mut self, c: u8) -> Option<()> {
+        self.whitespace();
+        (self.b.get(self.at) == Some(&c)).then(|| self.at += 1)
+    }
+
+    /// A string of printable ASCII without escapes; its body.
+    fn string(&mut self) -> Option<Range<usize>> {
+        self.byte(b'"')?;
+        let start = self.at;
+        let len = first_special(self.b.get(start..)?);
+        self.byte_at(start + len, b'"')?;
+        Some(start..start + len)
+    }
+
+    /// Expects `c` at `at` and moves past it.
+    fn byte_at(&mut self, at: usize, c: u8) -> Option<()> {
+        (self.b.get(at) == Some(&c)).then(|| self.at = at + 1)
+    }
+
+    /// `value` is a slot's: the glue before it is copied and it is skipped.
+    fn slot(&mut self, value: Range<usize>, slot: Slot) -> Option<()> {
+        let glue = self.b.get(self.copied..value.start)?;
+        self.layout.glue.extend_from_slice(glue);
+        self.layout.steps.push((self.layout.glue.len(), slot));
+        self.copied = value.end;
+        Some(())
+    }
+
+    /// An object: a record (`kinesis` false) or its `kinesis` object.
+    fn object(&mut self, kinesis: bool) -> Option<()> {
+        self.byte(b'{')?;
+        self.whitespace();
+        if self.b.get(self.at) == Some(&b'}') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.byte(b':')?;
+            self.whitespace();
+            match (kinesis, self.b.get(key)?) {
+                (false, b"kinesis") => self.object(true)?,
+                (false, b"eventID") => self.string_slot(Slot::EventId)?,
+                (false, b"eventSourceARN") => self.string_slot(Slot::EventSourceArn)?,
+                (true, b"sequenceNumber") => self.string_slot(Slot::SequenceNumber)?,
+                (true, b"partitionKey") => self.string_slot(Slot::PartitionKey)?,
+                (true, b"data") => {
+                    self.byte(b'"')?;
+                    let start = self.at;
+                    let len = memchr::memchr2(b'"', b'\\', self.b.get(start..)?)?;
+                    self.byte_at(start + len, b'"')?;
+                    self.slot(start..start + len, Slot::Data)?;
+                }
+                (true, b"approximateArrivalTimestamp") => {
+                    let start = self.at;
+                    self.at += number_len(self.b.get(start..)?)?;
+                    self.slot(start..self.at, Slot::Arrival)?;
+                }
+                _ => self.constant()?,
+            }
+            self.whitespace();
+            match self.b.get(self.at)? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn string_slot(&mut self, slot: Slot) -> Option<()> {
+        let value = self.string()?;
+        self.slot(value, slot)
+    }
+
+    /// A value that is glue: a string, number or literal, not nested.
+    fn constant(&mut self) -> Option<()> {
+        let rest = self.b.get(self.at..)?;
+        self.at += match rest.first()? {
+            b'"' => return self.string().map(drop),
+            b'-' | b'0'..=b'9' => number_len(rest)?,
+            _ => [&b"true"[..], b"false", b"null"]
+                .into_iter()
+                .find(|w| rest.starts_with(w))?
+                .len(),
+        };
+        Some(())
+    }
+}
+
+/// A reader's layout and what it may still learn.
+#[derive(Debug)]
+pub(super) struct Layouts {
+    current: Option<Layout>,
+    learns_left: u8,
+    misses_in_row: u8,
+    /// Records read by a layout.
+    pub(super) fits: usize,
+}
+
+impl Layouts {
+    pub(super) fn new() -> Self {
+        Layouts {
+            current: None,
+            learns_left: LEARNS,
+            misses_in_row: 0,
+            fits: 0,
+        }
+    }
+
+    /// No layouts: every record read in full (tests compare both ways).
+    #[cfg(any(test, fuzzing))]
+    pub(super) fn none() -> Self {
+        Layouts {
+            current: None,
+            learns_left: 0,
+            misses_in_row: 0,
+            fits: 0,
+        }
+    }
+
+    /// The record at the start of `b`, if it fits the current layout.
+    pub(super) fn fit(&mut self, b: &[u8]) -> Option<Fit> {
+        let fit = self.current.as_ref()?.fit(b);
+        if fit.is_some() {
+            self.misses_in_row = 0;
+            self.fits += 1;
+        } else {
+            self.misses_in_row = self.misses_in_row.saturating_add(1);
+            if self.learns_left == 0 && self.misses_in_row >= MISSES {
+                self.current = None;
+            }
+        }
+        fit
+    }
+
+    /// The layout of the record at the start of `b`, to [`keep`](Self::keep)
+    /// once the general reader accepts the record.
+    pub(super) fn learn(&mut self, b: &[u8]) -> Option<Layout> {
+        self.learns_left = self.learns_left.checked_sub(1)?;
+        learn(b)
+    }
+
+    pub(super) fn keep(&mut self, learnt: Option<Layout>) {
+        if learnt.is_some() {
+            self.current = learnt;
+            self.misses_in_row = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORD: &str = r#"{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"k1","sequenceNumber":"4959","data":"eyJhIjoxfQ==","approximateArrivalTimestamp":1545084650.987},"eventSource":"aws:kinesis","eventID":"shardId-000000000006:4959","eventSourceARN":"arn:aws:kinesis:us-east-2:1:stream/s"}"#;
+
+    #[test]
+    fn a_record_fits_the_layout_of_another_with_other_values() {
+        let layout = learn(RECORD.as_bytes()).expect("a layout");
+        let other = RECORD
+            .replace("k1", "key-22")
+            .replace("4959", "4960")
+            .replace("eyJhIjoxfQ==", "eyJiIjoyfQ==")
+            .replace("1545084650.987", "17");
+        let b = format!("{other},more");
+        let fit = layout.fit(b.as_bytes()).expect("fits");
+        assert_eq!(fit.len, other.len());
+        assert_eq!(&b[fit.partition_key()], "key-22");
+        assert_eq!(&b[fit.sequence_number()], "4960");
+        assert_eq!(&b[fit.data()], "eyJiIjoyfQ==");
+        assert_eq!(&b[fit.shard_id.clone()], "shardId-000000000006");
+        assert_eq!(
+            &b[fit.event_source_arn()],
+            "arn:aws:kinesis:us-east-2:1:stream/s"
+        );
+        assert_eq!(fit.arrival_ms, 17_000);
+    }
+
+    #[test]
+    fn what_a_layout_cannot_read_does_not_fit() {
+        let layout = learn(RECORD.as_bytes()).expect("a layout");
+        for other in [
+            RECORD.replace("\"aws:kinesis\"", "\"aws:other\""), // glue changed
+            RECORD.replace("\"k1\"", "\"k\\u0031\""),           // an escape
+            RECORD.replace("\"k1\"", "\"k\u{e9}\""),            // non-ASCII
+            RECORD.replace("eyJhIjoxfQ==", "eyJhIjoxfQ\\u003d="), // escaped data
+            RECORD.replace("1545084650.987", "\"1\""),          // arrival a string
+            RECORD.replace("000006:4959", "0000064959"),        // no colon
+            RECORD.replace(",\"eventSource\"", ", \"eventSource\""), // spacing
+            RECORD[..RECORD.len() - 1].to_string(),             // truncated
+        ] {
+            assert!(layout.fit(other.as_bytes()).is_none(), "{other}");
+        }
+    }
+
+    #[test]
+    fn only_records_with_every_value_once_and_nothing_nested_are_learnt() {
+        assert!(learn(RECORD.as_bytes()).is_some());
+        let spaced = RECORD.replace(",", " ,\n ").replace(":", " : ");
+        assert!(learn(spaced.as_bytes()).is_some(), "whitespace is glue");
+        for bad in [
+            RECORD.replace("\"eventID\"", "\"eventId\""),
+            RECORD.replace("\"eventSource\"", "\"eventID\""),
+            RECORD.replace("\"aws:kinesis\"", "{}"),
+            RECORD.replace("\"aws:kinesis\"", "[1]"),
+            RECORD.replace("\"1.0\"", "\"1\\u002e0\""),
+            RECORD.replace("1545084650.987", "01"),
+            RECORD
+                .replace("{\"kinesis\":{", "{\"kinesis\":[")
+                .replace("987}", "987]"),
+        ] {
+            assert!(learn(bad.as_bytes()).is_none(), "{bad}");
+        }
+    }
+}
