@@ -326,8 +326,10 @@ pub(crate) struct Recent<'p> {
 
 impl<'p> Recent<'p> {
     /// `bytes` as `str`: `last` when equal, else checked and remembered.
+    /// Records read by one layout share the very same slice, so the address
+    /// settles it without reading the bytes (a cache miss a record).
     fn same(last: &mut &'p str, bytes: &'p [u8]) -> &'p str {
-        if bytes != last.as_bytes() {
+        if !std::ptr::eq(bytes, last.as_bytes()) && bytes != last.as_bytes() {
             *last = text(bytes);
         }
         last
@@ -507,7 +509,7 @@ struct Reader<'p> {
     /// written, so a string with escapes fails instead of being unescaped.
     speculative: bool,
     /// The records' layout, once learnt (see [`layout`]).
-    layouts: Layouts,
+    layouts: Layouts<'p>,
 }
 
 impl<'p> Reader<'p> {
@@ -672,11 +674,12 @@ impl<'p> Reader<'p> {
             // the ranges were found in these very bytes
             let at = |r: Range<usize>| record.get(r).unwrap_or_default();
             let data = at(fit.data());
+            let (shard_id, event_source_arn) = self.layouts.shared();
             return Ok(RawMeta {
                 sequence_number: at(fit.sequence_number()),
                 partition_key: at(fit.partition_key()),
-                shard_id: at(fit.shard_id.clone()),
-                event_source_arn: at(fit.event_source_arn()),
+                shard_id,
+                event_source_arn,
                 arrival_ms: fit.arrival_ms,
                 data_base64: data,
                 data_len: DataLen::of(data),
@@ -684,7 +687,7 @@ impl<'p> Reader<'p> {
         }
         let learnt = self.layouts.learn(self.rest);
         let meta = self.record_in_full(index)?;
-        self.layouts.keep(learnt);
+        self.layouts.keep(learnt, &meta);
         Ok(meta)
     }
 

@@ -3,13 +3,16 @@
 //!
 //! One serializer writes every record of an invocation: the same keys in the
 //! same order, the same whitespace, the same values where nothing changes
-//! (event source, region, role, schema versions, the stream ARN). Only the
-//! sequence number, partition key, data, arrival time and event id differ
-//! from one record to the next. The general reader scans and dispatches on
+//! (event source, region, role, schema versions, the stream ARN, the shard id
+//! that starts the event id). Only the sequence number, partition key, data,
+//! arrival time and the rest of the event id differ from one record to the
+//! next. The general reader scans and dispatches on
 //! every key and value (about 300 ns a record, a quarter of an aggregator
 //! invocation). A layout keeps the bytes between the changing values, the
 //! glue, as one accepted record had them, and reads a record by comparing
-//! glue (`memcmp`) and scanning only the changing values.
+//! glue (`memcmp`) and scanning only the changing values. The shard id and
+//! stream ARN, being glue, are the learnt record's own slices for every record
+//! that fits: equal by address, so nothing compares their bytes again.
 //!
 //! A layout decides how fast, never what: a record it does not fit (another
 //! key order, an escape or non-ASCII text in a value, a value that changed)
@@ -20,7 +23,7 @@
 
 use std::ops::Range;
 
-use super::{epoch_ms, first_special, number_len};
+use super::{RawMeta, epoch_ms, first_special, number_len};
 
 /// The values a layout reads from each record; every other byte is glue.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,13 +31,13 @@ enum Slot {
     SequenceNumber,
     PartitionKey,
     Data,
-    EventId,
-    EventSourceArn,
+    /// `eventID` after the `:` that ends its shard id.
+    EventIdTail,
     Arrival,
 }
 
-/// Slots that are strings, indexing [`Fit::strings`].
-const STRINGS: usize = 5;
+/// Slots kept in [`Fit::strings`].
+const STRINGS: usize = 3;
 
 /// Learning attempts a reader may make: a record that does not fit the
 /// layout is learnt from, once the general reader accepts it, up to this
@@ -59,8 +62,6 @@ pub(super) struct Fit {
     /// The record's length, through its closing `}`.
     pub(super) len: usize,
     strings: [Range<usize>; STRINGS],
-    /// The part of `eventID` before its `:`.
-    pub(super) shard_id: Range<usize>,
     pub(super) arrival_ms: i64,
 }
 
@@ -74,16 +75,13 @@ impl Fit {
     pub(super) fn data(&self) -> Range<usize> {
         self.strings[Slot::Data as usize].clone()
     }
-    pub(super) fn event_source_arn(&self) -> Range<usize> {
-        self.strings[Slot::EventSourceArn as usize].clone()
-    }
 }
 
 impl Layout {
     /// The record at the start of `b`, if it fits: its glue equal to this
     /// layout's, its strings printable ASCII without escapes (`data`: no
     /// quote or backslash, as the general reader delimits it), its arrival
-    /// time a number, its event id with a `:`.
+    /// time a number.
     pub(super) fn fit(&self, b: &[u8]) -> Option<Fit> {
         let (mut at, mut from) = (0, 0);
         let mut strings: [Range<usize>; STRINGS] = Default::default();
@@ -113,11 +111,8 @@ impl Layout {
         if b.get(at..at + close.len())? != close {
             return None;
         }
-        let event_id = strings[Slot::EventId as usize].clone();
-        let colon = memchr::memchr(b':', b.get(event_id.clone())?)?;
         Some(Fit {
             len: at + close.len(),
-            shard_id: event_id.start..event_id.start + colon,
             arrival_ms: arrival_ms?,
             strings,
         })
@@ -127,8 +122,8 @@ impl Layout {
 /// Learns the layout of the record at the start of `b` (its opening `{`).
 /// `None` for a record a layout cannot describe: a value it reads that is
 /// not a string of printable ASCII (or, for the arrival time, a number),
-/// missing or repeated; a nested value other than `kinesis`; an escape
-/// anywhere. It does not judge the record: the general reader does, and the
+/// missing or repeated; an event id without a `:`; a nested value other than
+/// `kinesis`; an escape anywhere. It does not judge the record: the general reader does, and the
 /// layout is kept only if that reader accepts the record.
 pub(super) fn learn(b: &[u8]) -> Option<Layout> {
     let mut l = Learner {
@@ -147,8 +142,7 @@ pub(super) fn learn(b: &[u8]) -> Option<Layout> {
         Slot::SequenceNumber,
         Slot::PartitionKey,
         Slot::Data,
-        Slot::EventId,
-        Slot::EventSourceArn,
+        Slot::EventIdTail,
         Slot::Arrival,
     ];
     (l.layout.steps.len() == all.len() && all.into_iter().all(once)).then_some(l.layout)
@@ -211,8 +205,12 @@ impl Learner<'_> {
             self.whitespace();
             match (kinesis, self.b.get(key)?) {
                 (false, b"kinesis") => self.object(true)?,
-                (false, b"eventID") => self.string_slot(Slot::EventId)?,
-                (false, b"eventSourceARN") => self.string_slot(Slot::EventSourceArn)?,
+                (false, b"eventID") => {
+                    // the shard id and its `:` are glue, the rest a slot
+                    let value = self.string()?;
+                    let colon = memchr::memchr(b':', self.b.get(value.clone())?)?;
+                    self.slot(value.start + colon + 1..value.end, Slot::EventIdTail)?;
+                }
                 (true, b"sequenceNumber") => self.string_slot(Slot::SequenceNumber)?,
                 (true, b"partitionKey") => self.string_slot(Slot::PartitionKey)?,
                 (true, b"data") => {
@@ -263,18 +261,24 @@ impl Learner<'_> {
 
 /// A reader's layout and what it may still learn.
 #[derive(Debug)]
-pub(super) struct Layouts {
+pub(super) struct Layouts<'p> {
     current: Option<Layout>,
+    /// The shard id and stream ARN of the record the layout was learnt from,
+    /// which are those of every record that fits it.
+    shard_id: &'p [u8],
+    event_source_arn: &'p [u8],
     learns_left: u8,
     misses_in_row: u8,
     /// Records read by a layout.
     pub(super) fits: usize,
 }
 
-impl Layouts {
+impl<'p> Layouts<'p> {
     pub(super) fn new() -> Self {
         Layouts {
             current: None,
+            shard_id: &[],
+            event_source_arn: &[],
             learns_left: LEARNS,
             misses_in_row: 0,
             fits: 0,
@@ -286,6 +290,8 @@ impl Layouts {
     pub(super) fn none() -> Self {
         Layouts {
             current: None,
+            shard_id: &[],
+            event_source_arn: &[],
             learns_left: 0,
             misses_in_row: 0,
             fits: 0,
@@ -314,11 +320,20 @@ impl Layouts {
         learn(b)
     }
 
-    pub(super) fn keep(&mut self, learnt: Option<Layout>) {
+    /// Keeps the layout learnt from the record the general reader read as
+    /// `meta`.
+    pub(super) fn keep(&mut self, learnt: Option<Layout>, meta: &RawMeta<'p>) {
         if learnt.is_some() {
             self.current = learnt;
+            self.shard_id = meta.shard_id;
+            self.event_source_arn = meta.event_source_arn;
             self.misses_in_row = 0;
         }
+    }
+
+    /// The shard id and stream ARN of every record that fits the layout.
+    pub(super) fn shared(&self) -> (&'p [u8], &'p [u8]) {
+        (self.shard_id, self.event_source_arn)
     }
 }
 
@@ -342,11 +357,6 @@ mod tests {
         assert_eq!(&b[fit.partition_key()], "key-22");
         assert_eq!(&b[fit.sequence_number()], "4960");
         assert_eq!(&b[fit.data()], "eyJiIjoyfQ==");
-        assert_eq!(&b[fit.shard_id.clone()], "shardId-000000000006");
-        assert_eq!(
-            &b[fit.event_source_arn()],
-            "arn:aws:kinesis:us-east-2:1:stream/s"
-        );
         assert_eq!(fit.arrival_ms, 17_000);
     }
 
@@ -360,6 +370,8 @@ mod tests {
             RECORD.replace("eyJhIjoxfQ==", "eyJhIjoxfQ\\u003d="), // escaped data
             RECORD.replace("1545084650.987", "\"1\""),          // arrival a string
             RECORD.replace("000006:4959", "0000064959"),        // no colon
+            RECORD.replace("000006:", "000007:"),               // another shard
+            RECORD.replace("stream/s", "stream/t"),             // another stream
             RECORD.replace(",\"eventSource\"", ", \"eventSource\""), // spacing
             RECORD[..RECORD.len() - 1].to_string(),             // truncated
         ] {
@@ -379,6 +391,7 @@ mod tests {
             RECORD.replace("\"aws:kinesis\"", "[1]"),
             RECORD.replace("\"1.0\"", "\"1\\u002e0\""),
             RECORD.replace("1545084650.987", "01"),
+            RECORD.replace("000006:4959", "0000064959"),
             RECORD
                 .replace("{\"kinesis\":{", "{\"kinesis\":[")
                 .replace("987}", "987]"),
