@@ -66,12 +66,7 @@ fn aggregate(c: &mut Criterion) {
         &payload(EVENTS, true),
         EVENTS,
         BOTH,
-        |p| {
-            // the ordinary path: deserialize the whole event, parse each record, aggregate
-            pipeline_benches::aggregate_invocation(p)
-                .expect("a Kinesis event")
-                .len()
-        },
+        ordinary_final_invocation,
     );
     // most invocations of a window: the state read in, the records counted
     // into it, the state written out in the response; no metric records
@@ -91,13 +86,17 @@ fn aggregate(c: &mut Criterion) {
             &payload(events, true),
             events,
             &[("simd_window_aggregator", 1)],
-            |p| {
-                pipeline_benches::aggregate_invocation(p)
-                    .expect("a Kinesis event")
-                    .len()
-            },
+            ordinary_final_invocation,
         );
     }
+}
+
+/// The ordinary path on a window's only (so final) invocation: deserialize
+/// the whole event, parse each record, aggregate; the metric records made.
+fn ordinary_final_invocation(payload: &[u8]) -> usize {
+    pipeline_benches::aggregate_invocation(payload)
+        .expect("a Kinesis event")
+        .len()
 }
 
 /// Ours on one thread and on two.

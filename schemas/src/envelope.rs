@@ -156,14 +156,10 @@ fn read_with(
 /// read in full: the fuzz target `envelope_layouts` calls it on any bytes.
 #[cfg(fuzzing)]
 pub fn layouts_agree(payload: &[u8]) -> bool {
-    let read = |layouts: bool| {
+    let read = |layouts: Layouts<'_>| {
         let mut buf = payload.to_vec();
-        let mut reader = Reader::new(&mut buf, 0, false);
-        if !layouts {
-            reader.layouts = Layouts::none();
-        }
         // as text: the records borrow from a buffer that ends here
-        match reader.document().map_err(into_error) {
+        match read_one_pass(&mut buf, layouts).0 {
             Ok(Envelope {
                 records: Records::Metas(metas, lens),
                 window,
@@ -172,13 +168,24 @@ pub fn layouts_agree(payload: &[u8]) -> bool {
             Err(e) => Err(format!("{e:?}")),
         }
     };
-    read(true) == read(false)
+    read(Layouts::new()) == read(Layouts::none())
 }
 
 /// Reads `payload` front to back on the caller's thread.
 fn read_serial(payload: &mut [u8]) -> Result<Envelope<'_>, InvocationError> {
+    read_one_pass(payload, Layouts::new()).0
+}
+
+/// [`read_serial`] with `layouts` (tests and the fuzz hook also read with
+/// none); also how many records a layout read.
+fn read_one_pass<'p>(
+    payload: &'p mut [u8],
+    layouts: Layouts<'p>,
+) -> (Result<Envelope<'p>, InvocationError>, usize) {
     let mut reader = Reader::new(payload, 0, false);
-    reader.document().map_err(into_error)
+    reader.layouts = layouts;
+    let read = reader.document().map_err(into_error);
+    (read, reader.layouts.fits)
 }
 
 fn into_error(e: Failure) -> InvocationError {
@@ -673,11 +680,11 @@ impl<'p> Reader<'p> {
             let record: &'p [u8] = record;
             // the ranges were found in these very bytes
             let at = |r: Range<usize>| record.get(r).unwrap_or_default();
-            let data = at(fit.data());
+            let data = at(fit.data);
             let (shard_id, event_source_arn) = self.layouts.shared();
             return Ok(RawMeta {
-                sequence_number: at(fit.sequence_number()),
-                partition_key: at(fit.partition_key()),
+                sequence_number: at(fit.sequence_number),
+                partition_key: at(fit.partition_key),
                 shard_id,
                 event_source_arn,
                 arrival_ms: fit.arrival_ms,
@@ -1513,17 +1520,13 @@ mod tests {
     /// One pass with every record read in full, no layout.
     fn read_in_full(payload: &[u8]) -> Result<Envelope<'static>, InvocationError> {
         let buf: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
-        let mut reader = Reader::new(buf, 0, false);
-        reader.layouts = Layouts::none();
-        reader.document().map_err(into_error)
+        read_one_pass(buf, Layouts::none()).0
     }
 
     /// One pass as the decoder reads, and how many records a layout read.
     fn read_counting(payload: &[u8]) -> (Result<Envelope<'static>, InvocationError>, usize) {
         let buf: &'static mut [u8] = Box::leak(payload.to_vec().into_boxed_slice());
-        let mut reader = Reader::new(buf, 0, false);
-        let read = reader.document().map_err(into_error);
-        (read, reader.layouts.fits)
+        read_one_pass(buf, Layouts::new())
     }
 
     /// Records that vary in every value a layout reads, and some that a
