@@ -1009,7 +1009,7 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// none). Eight bytes per step (SWAR): base64 data, most of an invocation,
 /// passes through here once, and keys are too short for a vector search to
 /// pay for its setup.
-fn first_special(bytes: &[u8]) -> usize {
+pub(crate) fn first_special(bytes: &[u8]) -> usize {
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for word in &mut words {

@@ -29,6 +29,8 @@ pub use record::RecordParser;
 
 #[cfg(fuzzing)]
 pub use envelope::layouts_agree;
+#[cfg(fuzzing)]
+pub use record::layouts_agree as record_layouts_agree;
 
 /// The contract version this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -10,6 +10,10 @@ use std::borrow::Cow;
 
 use simd_json::{Buffers, ErrorType, Node, StaticNode, Tape};
 
+mod layout;
+
+use layout::Layouts;
+
 use crate::event::*;
 use crate::reason::{ReasonCode, Rejection};
 use crate::rules::{self, MAX_ID_CHARS, MAX_INT32, MAX_SAFE_INTEGER, MAX_SHORT_CHARS};
@@ -18,10 +22,15 @@ use crate::rules::{self, MAX_ID_CHARS, MAX_INT32, MAX_SAFE_INTEGER, MAX_SHORT_CH
 pub const RECORD_PADDING: usize = simd_json::INPUT_PADDING;
 
 /// A reusable record parser: owns simd-json's scratch buffers and tape so
-/// that parsing many records allocates nothing after warm-up.
+/// that parsing many records allocates nothing after warm-up, and the
+/// layouts learnt from the records before (see [`layout`]).
 pub struct RecordParser {
     buffers: Buffers,
     tape: Option<Tape<'static>>,
+    layouts: Layouts,
+    /// The record being learnt from, as it was before simd-json parsed it
+    /// (simd-json unescapes strings in place).
+    learning: Vec<u8>,
 }
 
 impl Default for RecordParser {
@@ -42,12 +51,18 @@ impl RecordParser {
         RecordParser {
             buffers: Buffers::new(4096),
             tape: Some(Tape::null().reset()),
+            layouts: Layouts::new(),
+            learning: Vec::new(),
         }
     }
 
     /// Parses the record in `buf[..len]`; `buf[len..]` must hold at least
     /// [`RECORD_PADDING`] bytes of any content (the next record may live
     /// there). Strings of the result borrow from `buf`.
+    ///
+    /// A record that fits a layout learnt from the records this parser read
+    /// before is turned into its tape by the layout instead of simd-json;
+    /// the result is the same either way.
     pub fn parse_padded<'a>(
         &mut self,
         buf: &'a mut [u8],
@@ -57,13 +72,48 @@ impl RecordParser {
             return Err(Rejection::record(ReasonCode::MalformedJson, "empty record"));
         }
         let mut tape: Tape<'a> = self.tape.take().unwrap_or_else(Tape::null).reset();
-        let parsed = simd_json::fill_tape_padded(buf, len, &mut self.buffers, &mut tape);
-        let out = match parsed {
-            Ok(()) => read_event(&tape.0),
-            Err(e) => Err(json_error(e.error())),
+        let out = match buf.get(..len).and_then(|b| self.layouts.fit(b)) {
+            Some(layout) => {
+                let record: &'a [u8] = buf;
+                // the layout read only ASCII bytes, so the record is text
+                let written = record
+                    .get(..len)
+                    .and_then(|b| simdutf8::basic::from_utf8(b).ok())
+                    .and_then(|s| self.layouts.write(layout, s, &mut tape.0));
+                match written {
+                    Some(()) => read_event(&tape.0),
+                    None => Err(Rejection::record(
+                        ReasonCode::MalformedJson,
+                        "record does not fit the layout it matched",
+                    )),
+                }
+            }
+            None => {
+                let learn = self.layouts.learning();
+                if learn {
+                    self.learning.clear();
+                    self.learning
+                        .extend_from_slice(buf.get(..len).unwrap_or_default());
+                }
+                let out = match simd_json::fill_tape_padded(buf, len, &mut self.buffers, &mut tape)
+                {
+                    Ok(()) => read_event(&tape.0),
+                    Err(e) => Err(json_error(e.error())),
+                };
+                if learn && out.is_ok() {
+                    self.layouts.learn(&self.learning, &tape.0);
+                }
+                out
+            }
         };
         self.tape = Some(tape.reset());
         out
+    }
+
+    /// Records this parser read by a learnt layout.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn layout_fits(&self) -> u64 {
+        self.layouts.fits
     }
 
     /// Parses a record that sits alone in `buf` (copies it once into an
@@ -81,6 +131,26 @@ impl RecordParser {
         self.tape = Some(tape.reset());
         out
     }
+}
+
+/// Whether reading `records` one after another with one parser (so that
+/// later records are read by layouts learnt from earlier ones) gives what a
+/// fresh simd-json parse of each gives: the same event or the same
+/// rejection. Also how many were read by a layout. The fuzz target and the
+/// tests call it.
+#[cfg(any(test, fuzzing))]
+pub fn layouts_agree(records: &[&[u8]]) -> (bool, u64) {
+    let mut parser = RecordParser::new();
+    let mut agree = true;
+    for record in records {
+        let mut padded = record.to_vec();
+        padded.resize(record.len() + RECORD_PADDING, b'x');
+        let by_layout = parser.parse_padded(&mut padded, record.len());
+        let mut alone = record.to_vec();
+        let in_full = RecordParser::new().parse(&mut alone);
+        agree &= by_layout == in_full;
+    }
+    (agree, parser.layout_fits())
 }
 
 fn json_error(e: &ErrorType) -> Rejection {
