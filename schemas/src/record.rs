@@ -4,7 +4,9 @@
 //! then walks the tape directly (no DOM, no serde), dispatching on
 //! `event_type`. Strings are borrowed from the record buffer, which simd-json
 //! unescapes in place, so an accepted record allocates only its item and
-//! changed-field vectors.
+//! changed-field vectors. A record shaped like one read before (the same
+//! keys, order and spacing, plain values) skips simd-json: the [`layout`]
+//! learnt from that record writes the same tape from its bytes.
 
 use std::borrow::Cow;
 
