@@ -91,7 +91,7 @@ impl RecordParser {
                 }
             }
             None => {
-                let learn = self.layouts.learning();
+                let learn = self.layouts.learning(len);
                 if learn {
                     self.learning.clear();
                     self.learning

@@ -96,6 +96,11 @@ const RENEWAL: u32 = 1 << 16;
 /// Nesting a layout describes; deeper events are parsed by simd-json.
 const MAX_DEPTH: usize = 16;
 
+/// The largest event a layout is learnt from. Events are a few hundred
+/// bytes; a record may be up to a megabyte, and 64 layouts of that size
+/// would hold 64 MB of glue and tape.
+const MAX_LEARNT_BYTES: usize = 4096;
+
 /// The layouts of one parser (one thread), kept across invocations.
 #[derive(Debug)]
 pub(super) struct Layouts {
@@ -121,9 +126,10 @@ impl Layouts {
         }
     }
 
-    /// Whether an event that fits nothing should be learnt from.
-    pub(super) fn learning(&self) -> bool {
-        self.learns_left > 0 && self.list.len() < MAX_LAYOUTS
+    /// Whether an event of `len` bytes that fits nothing should be learnt
+    /// from.
+    pub(super) fn learning(&self, len: usize) -> bool {
+        self.learns_left > 0 && self.list.len() < MAX_LAYOUTS && len <= MAX_LEARNT_BYTES
     }
 
     /// The layout the event `b` fits, if any; its steps' positions are left
@@ -387,6 +393,9 @@ fn shared(a: &Layout, b: &Layout) -> usize {
 /// not judge the event: simd-json and the contract do, and the caller keeps
 /// the layout only if they accept the event and the tapes agree.
 fn learn(b: &[u8]) -> Option<Layout> {
+    if b.len() > MAX_LEARNT_BYTES {
+        return None;
+    }
     let mut l = Learner {
         b,
         at: 0,
@@ -738,6 +747,16 @@ mod tests {
                 layouts.list[i].steps.len()
             );
         }
+    }
+
+    #[test]
+    fn large_events_are_not_learnt_from() {
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_LEARNT_BYTES));
+        assert!(learn(big.as_bytes()).is_none());
+        assert!(!Layouts::new().learning(big.len()));
+        let (same, fits) = agree(&[big.clone().into_bytes(), big.into_bytes()]);
+        assert!(same);
+        assert_eq!(fits, 0);
     }
 
     #[test]
