@@ -205,12 +205,12 @@ enum Parent {
 
 const ABSENT: usize = usize::MAX;
 
-/// Key comparison that settles most misses on length and first byte
-/// before calling `memcmp`.
+/// Key comparison that settles most misses on length and first byte, and
+/// compares the rest inline (keys are too short to pay for a `memcmp` call).
 #[inline(always)]
 fn same_key(name: &str, key: &str) -> bool {
     let (a, b) = (name.as_bytes(), key.as_bytes());
-    a.len() == b.len() && a.first() == b.first() && a == b
+    a.len() == b.len() && a.first() == b.first() && layout::same_bytes(a, b)
 }
 
 impl<'t, 'a, const N: usize> Fields<'t, 'a, N> {

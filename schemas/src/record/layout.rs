@@ -294,11 +294,11 @@ fn write_tape<'a>(
     Some(())
 }
 
-/// `a == b` for slices of equal length, inlined: glue is mostly 5 to 25
-/// bytes, too short to pay for a call to `memcmp` (which was 9% of the
-/// aggregator when every glue comparison called it).
+/// `a == b`, inlined: glue and keys are mostly 5 to 25 bytes, too short to
+/// pay for a call to `memcmp` (which was 9% of the aggregator when every
+/// glue comparison called it).
 #[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     fn word(s: &[u8], at: usize) -> u64 {
         s.get(at..at + 8)
             .and_then(|w| w.try_into().ok())
