@@ -294,6 +294,16 @@ mod tests {
         let strings: Vec<&str> = values.iter().map(Dim::as_str).collect();
         assert_eq!(strings, ["DE", "EUR", "US", "apple_pay", "card", "none"]);
         assert_eq!(format!("{} {:?}", d("DE"), d("DE")), "DE \"DE\"");
+        // prefixes, NULs and the longest values order as their strings do
+        let tricky = [
+            "", "a", "a\0", "a\0\0", "a\0b", "ab", "abc", "b", "\0", "\u{7f}", "é",
+            "fifteen_bytes_x", "fifteen_bytes_y", "fifteen_bytes_", "Z",
+        ];
+        for x in tricky {
+            for y in tricky {
+                assert_eq!(d(x).cmp(&d(y)), x.cmp(y), "{x:?} vs {y:?}");
+            }
+        }
     }
 
     #[test]
