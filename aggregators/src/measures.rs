@@ -296,8 +296,21 @@ mod tests {
         assert_eq!(format!("{} {:?}", d("DE"), d("DE")), "DE \"DE\"");
         // prefixes, NULs and the longest values order as their strings do
         let tricky = [
-            "", "a", "a\0", "a\0\0", "a\0b", "ab", "abc", "b", "\0", "\u{7f}", "é",
-            "fifteen_bytes_x", "fifteen_bytes_y", "fifteen_bytes_", "Z",
+            "",
+            "a",
+            "a\0",
+            "a\0\0",
+            "a\0b",
+            "ab",
+            "abc",
+            "b",
+            "\0",
+            "\u{7f}",
+            "é",
+            "fifteen_bytes_x",
+            "fifteen_bytes_y",
+            "fifteen_bytes_",
+            "Z",
         ];
         for x in tricky {
             for y in tricky {
