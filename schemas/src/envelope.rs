@@ -1025,6 +1025,14 @@ pub(crate) fn first_special(bytes: &[u8]) -> usize {
     at + special_in(u64::from_le_bytes(last)).unwrap_or(tail.len())
 }
 
+/// The length of the string body at the start of `value` up to its closing
+/// quote, if it is all printable ASCII without escapes: what the record and
+/// event layouts read as a string value.
+#[inline(always)]
+pub(crate) fn plain_string_len(value: &[u8]) -> Option<usize> {
+    Some(first_special(value)).filter(|&i| value.get(i) == Some(&b'"'))
+}
+
 /// The first special byte of a little-endian word.
 #[inline(always)]
 fn special_in(w: u64) -> Option<usize> {

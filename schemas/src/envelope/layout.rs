@@ -23,7 +23,7 @@
 
 use std::ops::Range;
 
-use super::{RawMeta, epoch_ms, first_special, number_len};
+use super::{RawMeta, epoch_ms, number_len, plain_string_len};
 
 /// The values a layout reads from each record; every other byte is glue.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -50,13 +50,6 @@ impl Slot {
             _ => plain_string_len(value),
         }
     }
-}
-
-/// The length of the string body at the start of `value` up to its closing
-/// quote, if it is all printable ASCII without escapes.
-#[inline(always)]
-fn plain_string_len(value: &[u8]) -> Option<usize> {
-    Some(first_special(value)).filter(|&i| value.get(i) == Some(&b'"'))
 }
 
 /// Learning attempts a reader may make: a record that does not fit the

@@ -32,7 +32,7 @@ use std::ops::Range;
 
 use simd_json::{Node, StaticNode};
 
-use crate::envelope::first_special;
+use crate::envelope::plain_string_len;
 
 /// What a layout reads after a stretch of glue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,6 +93,11 @@ const LEARNS: u16 = 256;
 /// Events between renewals of the learning budget.
 const RENEWAL: u32 = 1 << 16;
 
+/// The learnt tape's node for a key or value: `write_tape` sets it to each
+/// event's own (`keys` and `values` say where), so the learnt event's
+/// strings are not kept.
+const PER_EVENT: Node<'static> = Node::Static(StaticNode::Null);
+
 /// Nesting a layout describes; deeper events are parsed by simd-json.
 const MAX_DEPTH: usize = 16;
 
@@ -147,15 +152,8 @@ impl Layouts {
                 // it shares the step the previous one failed at
                 continue;
             }
-            let mut k = layout.shared;
-            while let Some(step) = layout.steps.get(k) {
-                match layout.read(step, b, at[k]) {
-                    Some(end) => at[k + 1] = end,
-                    None => break,
-                }
-                k += 1;
-            }
-            if k == layout.steps.len() && at[k] == b.len() {
+            let k = layout.walk(b, at, layout.shared);
+            if layout.read_all(b, at, k) {
                 layout.hits += 1;
                 self.fits += 1;
                 return Some(i);
@@ -180,14 +178,9 @@ impl Layouts {
             return false;
         };
         let mut at = vec![0; layout.steps.len() + 1];
-        for (k, step) in layout.steps.iter().enumerate() {
-            match layout.read(step, event, at[k]) {
-                Some(end) => at[k + 1] = end,
-                None => return false,
-            }
-        }
+        let k = layout.walk(event, &mut at, 0);
         let mut written = Vec::with_capacity(tape.len());
-        let agrees = at.last() == Some(&event.len())
+        let agrees = layout.read_all(event, &at, k)
             && std::str::from_utf8(event)
                 .ok()
                 .and_then(|s| write_tape(&layout, &at, s, &mut written))
@@ -241,6 +234,28 @@ impl Layout {
             .unwrap_or(&[])
     }
 
+    /// Reads the steps of `b` from step `from` on (whose start is `at[from]`),
+    /// noting where each next one starts; how many steps were read before one
+    /// failed (all of them if none did).
+    #[inline(always)]
+    fn walk(&self, b: &[u8], at: &mut [usize], from: usize) -> usize {
+        let mut k = from;
+        while let (Some(step), Some(&start)) = (self.steps.get(k), at.get(k)) {
+            match (self.read(step, b, start), at.get_mut(k + 1)) {
+                (Some(end), Some(next)) => *next = end,
+                _ => break,
+            }
+            k += 1;
+        }
+        k
+    }
+
+    /// Whether [`Layout::walk`], having read `k` steps, read the whole of
+    /// `b`: every step, and nothing left after the last.
+    fn read_all(&self, b: &[u8], at: &[usize], k: usize) -> bool {
+        k == self.steps.len() && at.get(k) == Some(&b.len())
+    }
+
     /// Reads `step` at `b[at..]`: its glue, then its value; the end of what
     /// it read.
     #[inline(always)]
@@ -254,7 +269,7 @@ impl Layout {
         // branches rather than a jump table: strings are most values, and
         // an indirect jump per step was mispredicted
         let len = if step.value == Value::Str {
-            string_len(rest)?
+            plain_string_len(rest)?
         } else if step.value == Value::Uint {
             uint_len(rest)?
         } else if step.value == Value::Bool {
@@ -328,13 +343,6 @@ pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     } else {
         a.iter().zip(b).all(|(x, y)| x == y)
     }
-}
-
-/// The body of the string at the start of `b` up to its closing quote, if it
-/// is printable ASCII without escapes.
-#[inline(always)]
-fn string_len(b: &[u8]) -> Option<usize> {
-    Some(first_special(b)).filter(|&n| b.get(n) == Some(&b'"'))
 }
 
 /// The integer at the start of `b`: `0`, or up to 18 digits not starting
@@ -469,8 +477,7 @@ impl Learner<'_> {
         let step = self.step(value)?;
         let node = self.node()?;
         self.layout.values.push((node, step));
-        // a placeholder: each event writes its own
-        self.layout.tape.push(Node::Static(StaticNode::Null));
+        self.layout.tape.push(PER_EVENT);
         self.at += len;
         self.glue_from = self.at;
         Some(())
@@ -486,7 +493,7 @@ impl Learner<'_> {
             b'[' => self.container(depth, b']'),
             b'"' => {
                 self.at += 1;
-                let len = string_len(self.b.get(self.at..)?)?;
+                let len = plain_string_len(self.b.get(self.at..)?)?;
                 self.slot(Value::Str, len)?;
                 // the closing quote starts the next glue
                 self.at += 1;
@@ -545,7 +552,7 @@ impl Learner<'_> {
     /// A key and its colon: glue, but the tape holds each event's own.
     fn key(&mut self) -> Option<()> {
         self.expect(b'"')?;
-        let key = string_len(self.b.get(self.at..)?)?;
+        let key = plain_string_len(self.b.get(self.at..)?)?;
         // the key lies in the glue of the step that reads the next value
         self.layout.keys.push(Key {
             node: self.node()?,
@@ -553,7 +560,7 @@ impl Learner<'_> {
             from: u16::try_from(self.at - self.glue_from).ok()?,
             len: u16::try_from(key).ok()?,
         });
-        self.layout.tape.push(Node::Static(StaticNode::Null));
+        self.layout.tape.push(PER_EVENT);
         self.at += key + 1;
         self.space();
         self.expect(b':')?;
