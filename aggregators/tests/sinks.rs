@@ -74,15 +74,40 @@ async fn influx_query(url: &str, db: &str, q: &str) -> Value {
     serde_json::from_str(&resp.text().await.expect("body")).expect("json")
 }
 
+/// Creates `db` and waits until the server lists it. InfluxDB answers
+/// `CREATE DATABASE` with 200 even when the statement failed (the error is in
+/// the body), and a write right after a server start has once found no
+/// database (CI, f1013ed), so the test checks both instead of trusting the
+/// status code.
 async fn create_db(url: &str, db: &str) {
-    reqwest::Client::new()
-        .post(format!("{url}/query"))
-        .form(&[("q", format!("CREATE DATABASE {db}"))])
-        .send()
-        .await
-        .expect("create database")
-        .error_for_status()
-        .expect("created");
+    let client = reqwest::Client::new();
+    let give_up = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = client
+            .post(format!("{url}/query"))
+            .form(&[("q", format!("CREATE DATABASE {db}"))])
+            .send()
+            .await
+            .expect("create database")
+            .error_for_status()
+            .expect("created")
+            .text()
+            .await
+            .expect("answer");
+        let listed = influx_query(url, db, "SHOW DATABASES").await;
+        let names = listed["results"][0]["series"][0]["values"]
+            .as_array()
+            .map(|rows| rows.iter().any(|r| r[0].as_str() == Some(db)))
+            .unwrap_or(false);
+        if names {
+            return;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "database {db} not listed after CREATE DATABASE: {body}; SHOW DATABASES: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn sum_of(v: &Value) -> Option<u64> {
