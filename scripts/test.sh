@@ -3,7 +3,11 @@
 # speaks the AWS wire protocols), the main job end to end, and an independent
 # reader (DuckDB) over the lake it writes. Installs and starts what it needs.
 set -euo pipefail
-trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+# on a failure, the servers' last words too: a flaky server is otherwise invisible in CI's log
+trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2
+      for log in target/moto.log target/influxd.log; do
+        [ -s "$log" ] && { echo "--- last lines of $log" >&2; tail -n 20 "$log" >&2; }
+      done' ERR
 cd "$(dirname "$0")/.."
 mkdir -p target
 
@@ -20,7 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
 fi
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# three distinct free ports (moto, InfluxDB HTTP, InfluxDB RPC), taken while all
+# three sockets are open: asked for one at a time, the kernel may hand out the same port twice
+read -r PORT INFLUX_PORT INFLUX_RPC_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
 wait_http() {
   python3 - "$1" "$2" <<'PY'
 import sys, time, urllib.request
@@ -34,15 +45,13 @@ sys.exit(f"{sys.argv[2]} did not start")
 PY
 }
 
-PORT=$(free_port)
 echo "== starting moto_server on 127.0.0.1:$PORT"
 moto_server -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
 MOTO_PID=$!
 INFLUX_DIR=$(mktemp -d)
-INFLUX_PORT=$(free_port)
 cat > "$INFLUX_DIR/influxdb.conf" <<CONF
 reporting-disabled = true
-bind-address = "127.0.0.1:$(free_port)"
+bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
 [meta]
   dir = "$INFLUX_DIR/meta"
 [data]
