@@ -95,11 +95,11 @@ async fn create_db(url: &str, db: &str) {
             .await
             .expect("answer");
         let listed = influx_query(url, db, "SHOW DATABASES").await;
-        let names = listed["results"][0]["series"][0]["values"]
+        let is_listed = listed["results"][0]["series"][0]["values"]
             .as_array()
             .map(|rows| rows.iter().any(|r| r[0].as_str() == Some(db)))
             .unwrap_or(false);
-        if names {
+        if is_listed {
             return;
         }
         assert!(

@@ -142,26 +142,20 @@ fn tables_of(data: &EventData<'_>) -> &'static [Table] {
     }
 }
 
-/// Columns whose values are (nearly) unique per row.
-const UNIQUE_COLUMNS: &[&str] = &[
-    "event_id",
-    "correlation_id",
-    "sequence_number",
-    "order_id",
-    "payment_id",
-    "arrived_at",
-    "occurred_at",
-];
+/// Columns whose values are (nearly) unique per row, besides
+/// [`RANDOM_ID_COLUMNS`]: no dictionary for either.
+const UNIQUE_COLUMNS: &[&str] = &["sequence_number", "arrived_at", "occurred_at"];
 
-/// Random identifiers (UUIDs): stored with `DELTA_LENGTH_BYTE_ARRAY`, their
-/// lengths bit-packed apart and their bytes back to back, instead of `PLAIN`,
-/// which puts a 4-byte length before each value. zstd found a short match at
-/// nearly every length prefix and spent twice the time on these columns for a
-/// worse result: files are 3.4% smaller (71.6 -> 69.2 bytes an event) and the
-/// archiver 5-8% faster. Every reader the lake is for decodes it (Athena's
-/// Trino engine, DuckDB, pyarrow, Spark from 3.3, `parquet`); CI reads the
-/// lake back with DuckDB. Sequence numbers share long prefixes, which zstd
-/// finds anyway: no gain there (69.1 bytes an event), so they stay `PLAIN`.
+/// Random identifiers (UUIDs), unique per row (no dictionary): stored with
+/// `DELTA_LENGTH_BYTE_ARRAY`, their lengths bit-packed apart and their bytes
+/// back to back, instead of `PLAIN`, which puts a 4-byte length before each
+/// value. zstd found a short match at nearly every length prefix and spent
+/// twice the time on these columns for a worse result: files are 3.4% smaller
+/// (71.6 -> 69.2 bytes an event) and the archiver 5-8% faster. Every reader
+/// the lake is for decodes it (Athena's Trino engine, DuckDB, pyarrow, Spark
+/// from 3.3, `parquet`); CI reads the archiver's own files with DuckDB.
+/// Sequence numbers share long prefixes, which zstd finds anyway: no gain
+/// there (69.1 bytes an event), so they stay `PLAIN`.
 const RANDOM_ID_COLUMNS: &[&str] = &["event_id", "correlation_id", "order_id", "payment_id"];
 
 /// Columns whose values come from a small set (enums, codes, small counts):
@@ -453,7 +447,7 @@ fn writer_properties(codec: Codec) -> WriterProperties {
         .set_created_by(concat!("kinesis-pipeline ", env!("CARGO_PKG_VERSION")).to_owned());
     // Unique per row: a dictionary only costs a hash per value and then falls
     // back to plain encoding. Low-cardinality columns keep theirs.
-    for column in UNIQUE_COLUMNS {
+    for column in UNIQUE_COLUMNS.iter().chain(RANDOM_ID_COLUMNS) {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
     }
     for column in SMALL_DOMAIN_COLUMNS {
