@@ -184,6 +184,14 @@ fn dim(value: &str) -> Dim {
 
 /// Adds one event to `agg`. Late events land in their own minute.
 pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
+    if let Some((key, m)) = measure(event) {
+        agg.entry(key).or_default().add(&m);
+    }
+}
+
+/// The series `event` counts in and what it adds to it; `None` for an event
+/// that carries no measure (`user.profile_updated`).
+pub fn measure(event: &Event<'_>) -> Option<(SeriesKey, Measures)> {
     let (country, currency, method, m) = match &event.data {
         EventData::UserSignedUp(d) => (
             dim(d.country.as_str()),
@@ -203,7 +211,7 @@ pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
                 ..Measures::default()
             },
         ),
-        EventData::UserProfileUpdated(_) => return,
+        EventData::UserProfileUpdated(_) => return None,
         EventData::OrderCreated(d) => (
             dim(d.country.as_str()),
             dim(d.currency.as_str()),
@@ -261,11 +269,15 @@ pub fn add_event(agg: &mut Aggregates, event: &Event<'_>) {
             payment_method: method,
         },
     };
-    agg.entry(key).or_default().add(&m);
+    Some((key, m))
 }
 
-/// Merges `other` into `agg`.
-pub fn merge(agg: &mut Aggregates, other: &Aggregates) {
+/// Merges `other` (a map of any kind: a slice's sums are a hash map) into
+/// `agg`.
+pub fn merge<'a>(
+    agg: &mut Aggregates,
+    other: impl IntoIterator<Item = (&'a SeriesKey, &'a Measures)>,
+) {
     for (k, m) in other {
         agg.entry(*k).or_default().add(m);
     }

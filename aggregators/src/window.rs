@@ -17,17 +17,19 @@
 //! `aws_lambda_events` time-window response has no `batchItemFailures`).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use pipeline_schemas::write::push_json_string;
 use pipeline_schemas::{
-    DecodedRecord, DecoderConfig, InvocationDecoder, InvocationError, Slice, Sliced,
+    DecodedRecord, DecoderConfig, Event, InvocationDecoder, InvocationError, Slice, Sliced,
 };
+use rustc_hash::FxBuildHasher;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::measures::{Aggregates, Dim, Dims, Measures, SeriesKey, add_event, merge};
+use crate::measures::{Aggregates, Dim, Dims, Measures, SeriesKey, measure, merge};
 use crate::sink::{MetricRecord, MetricsSink, SinkReport};
 
 /// The state key under which the window's aggregates travel.
@@ -357,20 +359,32 @@ pub struct WindowOutcome {
 /// none were a duplicate.
 struct SliceCount {
     digests: Vec<Option<u64>>,
-    sums: Aggregates,
+    sums: SliceSums,
+}
+
+/// A slice's sums by series. A hash map, not the window's ordered map: each
+/// event adds to one, and an ordered map's `entry`, comparing 56-byte keys
+/// down the tree, was 2.75% of the aggregator (`perf`); the slice's few
+/// hundred series are merged into the window's map once.
+type SliceSums = HashMap<SeriesKey, Measures, FxBuildHasher>;
+
+fn add_to(sums: &mut SliceSums, event: &Event<'_>) {
+    if let Some((key, m)) = measure(event) {
+        sums.entry(key).or_default().add(&m);
+    }
 }
 
 impl SliceCount {
     fn new(records: usize) -> Self {
         SliceCount {
             digests: Vec::with_capacity(records),
-            sums: Aggregates::new(),
+            sums: SliceSums::default(),
         }
     }
 
     fn visit(&mut self, record: &DecodedRecord<'_>) {
         let digest = record.outcome.as_ref().ok().map(|event| {
-            add_event(&mut self.sums, event);
+            add_to(&mut self.sums, event);
             id_digest(event.event_id)
         });
         self.digests.push(digest);
@@ -427,14 +441,14 @@ fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
 }
 
 /// The sums of the events of `records` marked in `counts`.
-fn sum_counted(records: &[DecodedRecord<'_>], counts: &[bool]) -> Aggregates {
-    let mut agg = Aggregates::new();
+fn sum_counted(records: &[DecodedRecord<'_>], counts: &[bool]) -> SliceSums {
+    let mut sums = SliceSums::default();
     for (record, &counted) in records.iter().zip(counts) {
         if let (true, Ok(event)) = (counted, &record.outcome) {
-            add_event(&mut agg, event);
+            add_to(&mut sums, event);
         }
     }
-    agg
+    sums
 }
 
 /// The metrics aggregator for one Lambda container.
