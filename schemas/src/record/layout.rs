@@ -32,7 +32,14 @@ use std::ops::Range;
 
 use simd_json::{Node, StaticNode};
 
+use super::Located;
 use crate::envelope::plain_string_len;
+
+/// What [`Layouts::located`] gives for a layout it does not hold.
+static NOTHING_LOCATED: Located = Located {
+    event_type: None,
+    at: Vec::new(),
+};
 
 /// What a layout reads after a stretch of glue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +79,10 @@ struct Layout {
     shared: usize,
     /// Events read by this layout since the budgets were last renewed.
     hits: u32,
+    /// Where the contract's reader found each key it looked for, in the
+    /// order it looked (see [`super::Locate`]): the same for every event
+    /// that fits, recorded once from the event it was learnt from.
+    located: Located,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -170,13 +181,21 @@ impl Layouts {
         write_tape(self.list.get(i)?, &self.at, s, tape)
     }
 
+    /// Where the contract's reader finds the keys of an event layout `i`
+    /// fitted (empty if it was not recorded).
+    pub(super) fn located(&self, i: usize) -> &Located {
+        self.list.get(i).map_or(&NOTHING_LOCATED, |l| &l.located)
+    }
+
     /// Adds a layout learnt from `event` if the tape it writes for `event`
-    /// equals `tape`, simd-json's. Returns whether it was added.
-    pub(super) fn learn(&mut self, event: &[u8], tape: &[Node<'_>]) -> bool {
+    /// equals `tape`, simd-json's. Returns whether it was added. `located`:
+    /// where the contract's reader found the keys in `tape`.
+    pub(super) fn learn(&mut self, event: &[u8], tape: &[Node<'_>], located: Located) -> bool {
         self.learns_left = self.learns_left.saturating_sub(1);
-        let Some(layout) = learn(event) else {
+        let Some(mut layout) = learn(event) else {
             return false;
         };
+        layout.located = located;
         let mut at = vec![0; layout.steps.len() + 1];
         let k = layout.walk(event, &mut at, 0);
         let mut written = Vec::with_capacity(tape.len());
@@ -416,6 +435,7 @@ fn learn(b: &[u8]) -> Option<Layout> {
             values: Vec::with_capacity(32),
             shared: 0,
             hits: 0,
+            located: Located::default(),
         },
     };
     l.space();
@@ -619,6 +639,30 @@ mod tests {
     }
 
     #[test]
+    fn an_event_of_another_type_with_the_same_keys_is_read_by_its_own_keys() {
+        // a payment that failed, written with a successful payment's keys
+        // (payment_id, no reason), fits the successful payment's layout; its
+        // own type's keys must be looked for (so /data/reason is missing),
+        // not those recorded for the layout's
+        let paid = EVENTS[5];
+        let odd = paid.replace("order.payment_succeeded", "order.payment_failed");
+        let records = [paid.as_bytes().to_vec(), odd.clone().into_bytes()];
+        let (same, fits) = agree(&records);
+        assert!(same);
+        assert_eq!(fits, 1);
+        let mut parser = super::super::RecordParser::new();
+        for r in &records {
+            let mut padded = r.clone();
+            padded.resize(r.len() + super::super::RECORD_PADDING, b' ');
+            let out = parser.parse_padded(&mut padded, r.len());
+            if r.as_slice() == odd.as_bytes() {
+                let err = out.expect_err("no reason");
+                assert_eq!(err.path.as_deref(), Some("/data/reason"));
+            }
+        }
+    }
+
+    #[test]
     fn a_layout_writes_simd_jsons_tape() {
         let e = EVENTS[2].as_bytes();
         let layout = learn(e).expect("a layout");
@@ -628,7 +672,7 @@ mod tests {
         let mut buf = e.to_vec();
         let tape = simd_json::to_tape(&mut buf).expect("JSON");
         let mut layouts = Layouts::new();
-        assert!(layouts.learn(e, &tape.0));
+        assert!(layouts.learn(e, &tape.0, Located::default()));
         // another quantity and another event id
         let mut other = EVENTS[2].replace(":1,", ":27,").into_bytes();
         other[14] = b'a';
@@ -739,7 +783,7 @@ mod tests {
         for e in EVENTS {
             let mut buf = e.as_bytes().to_vec();
             let tape = simd_json::to_tape(&mut buf).expect("JSON");
-            assert!(layouts.learn(e.as_bytes(), &tape.0));
+            assert!(layouts.learn(e.as_bytes(), &tape.0, Located::default()));
         }
         assert_eq!(layouts.list.len(), EVENTS.len());
         for pair in layouts.list.windows(2) {
@@ -786,7 +830,7 @@ mod tests {
         for e in &EVENTS[..2] {
             let mut buf = e.as_bytes().to_vec();
             let tape = simd_json::to_tape(&mut buf).expect("JSON");
-            assert!(layouts.learn(e.as_bytes(), &tape.0));
+            assert!(layouts.learn(e.as_bytes(), &tape.0, Located::default()));
         }
         for _ in 0..RENEWAL - 1 {
             assert!(layouts.fit(EVENTS[1].as_bytes()).is_some());
