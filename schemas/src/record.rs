@@ -276,7 +276,10 @@ impl<'t, 'a, const N: usize> Fields<'t, 'a, N> {
                 {
                     Some(head) => {
                         *from += N;
-                        head.map(|i| if i == u32::MAX { ABSENT } else { i as usize })
+                        let at = head.map(|i| if i == u32::MAX { ABSENT } else { i as usize });
+                        // every test run checks the replay against the keys
+                        debug_assert_eq!(at, Self::scan(nodes, keys), "replayed key positions");
+                        at
                     }
                     None => Self::scan(nodes, keys),
                 }
