@@ -24,7 +24,6 @@ use pipeline_schemas::write::push_json_string;
 use pipeline_schemas::{
     DecodedRecord, DecoderConfig, Event, InvocationDecoder, InvocationError, Slice, Sliced,
 };
-use rustc_hash::FxBuildHasher;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -365,8 +364,10 @@ struct SliceCount {
 /// A slice's sums by series. A hash map, not the window's ordered map: each
 /// event adds to one, and an ordered map's `entry`, comparing 56-byte keys
 /// down the tree, was 2.75% of the aggregator (`perf`); the slice's few
-/// hundred series are merged into the window's map once.
-type SliceSums = HashMap<SeriesKey, Measures, FxBuildHasher>;
+/// hundred series are merged into the window's map once. Seeded per process
+/// (foldhash): producers choose the minutes and codes that make up the keys,
+/// and an unseeded hash would let them pile series onto one bucket.
+type SliceSums = HashMap<SeriesKey, Measures, foldhash::fast::RandomState>;
 
 fn add_to(sums: &mut SliceSums, event: &Event<'_>) {
     if let Some((key, m)) = measure(event) {
