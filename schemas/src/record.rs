@@ -98,17 +98,19 @@ impl RecordParser {
                     self.learning
                         .extend_from_slice(buf.get(..len).unwrap_or_default());
                 }
+                // an event learnt from notes where its keys are as it is read
+                let mut located = Located::default();
+                let mut how = if learn {
+                    Locate::Record(&mut located)
+                } else {
+                    Locate::Scan
+                };
                 let out = match simd_json::fill_tape_padded(buf, len, &mut self.buffers, &mut tape)
                 {
-                    Ok(()) => read_event(&tape.0),
+                    Ok(()) => read_event_located(&tape.0, &mut how),
                     Err(e) => Err(json_error(e.error())),
                 };
                 if learn && out.is_ok() {
-                    let mut located = Located::default();
-                    let recorded = read_event_located(&tape.0, &mut Locate::Record(&mut located));
-                    if recorded.is_err() {
-                        located = Located::default();
-                    }
                     self.layouts.learn(&self.learning, &tape.0, located);
                 }
                 out
