@@ -10,6 +10,7 @@
 pub mod columns;
 pub mod compact;
 pub mod read;
+mod zstd_chunks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +25,7 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::column::writer::ColumnCloseResult;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
@@ -162,10 +164,9 @@ const RANDOM_ID_COLUMNS: &[&str] = &["event_id", "correlation_id", "order_id", "
 /// dictionary-encoded, their pages hold a few bits per row and a dictionary
 /// of a few short values, which zstd shrank by 0-38% or made bigger (a
 /// 10,000-event invocation: 0.04 to 3.5 KB a column, ratios 0.62 to 1.46). They
-/// are stored uncompressed: every compressed column chunk costs a zstd
-/// compressor and decompressor (`parquet` creates both per column writer,
-/// and each probes the CPU with `cpuid`, a trap to the hypervisor on a VM)
-/// and a compression call per page.
+/// are stored uncompressed: every compressed column chunk costs a
+/// compression call per page (and, before [`zstd_chunks`] kept one
+/// compressor per thread, a compressor and a decompressor of its own).
 const SMALL_DOMAIN_COLUMNS: &[&str] = &[
     "event_type",
     "schema_version",
@@ -202,8 +203,15 @@ pub fn encode_with(
     codec: Codec,
     threads: usize,
 ) -> Result<Vec<LakeFile>, String> {
+    encode_using(records, &EncodeProperties::of(codec), threads)
+}
+
+fn encode_using(
+    records: &[ValidRecord<'_>],
+    props: &EncodeProperties,
+    threads: usize,
+) -> Result<Vec<LakeFile>, String> {
     let groups = group_rows(records);
-    let props = writer_properties(codec);
     let workers = Workers::new(threads);
     let _warm = workers.warm();
     let files: Vec<FileInProgress> = groups.iter().map(|_| FileInProgress::default()).collect();
@@ -221,7 +229,7 @@ pub fn encode_with(
             let file = &files[g];
             let opened = build_batch(records, *table, idx).and_then(|batch| {
                 let rows = batch.num_rows();
-                start_file(&batch, &props).map(|opened| (rows, opened))
+                start_file(&batch, props).map(|opened| (rows, opened))
             });
             match opened {
                 Ok((rows, (writer, columns))) => {
@@ -241,11 +249,23 @@ pub fn encode_with(
             }
         }
         Task::Column(g, c, column) => {
-            let (mut writer, leaf) = *column;
+            let (mut writer, leaf, zstd) = *column;
             let chunk = writer
                 .write(&leaf)
                 .and_then(|()| writer.close())
-                .map_err(|e| format!("parquet write: {e}"));
+                .map_err(|e| format!("parquet write: {e}"))
+                .and_then(|chunk| match zstd {
+                    None => Ok(Encoded::Arrow(chunk)),
+                    Some((pages, level)) => {
+                        let close = chunk.close().clone();
+                        drop(chunk);
+                        let pages = std::mem::take(
+                            &mut *pages.lock().unwrap_or_else(PoisonError::into_inner),
+                        );
+                        zstd_chunks::compress(pages, close, level)
+                            .map(|(bytes, close)| Encoded::Compressed(bytes, close))
+                    }
+                });
             let mut state = files[g].lock();
             state.chunks[c] = Some(chunk);
             if state.chunks.iter().all(Option::is_some) {
@@ -328,24 +348,33 @@ struct FileState {
     rows: usize,
     writer: Option<ParquetFile>,
     /// One per column, `None` until encoded.
-    chunks: Vec<Option<Result<ArrowColumnChunk, String>>>,
+    chunks: Vec<Option<Result<Encoded, String>>>,
     result: Option<Result<LakeFile, String>>,
+}
+
+/// An encoded column chunk.
+enum Encoded {
+    /// As its writer left it (its codec set up by `parquet`).
+    Arrow(ArrowColumnChunk),
+    /// zstd-compressed by [`zstd_chunks`]: its bytes and metadata.
+    Compressed(Bytes, ColumnCloseResult),
 }
 
 /// Appends a file's encoded column chunks, in column order, as its one row
 /// group, and writes the footer.
 fn finish_file(
     mut file: ParquetFile,
-    chunks: Vec<Option<Result<ArrowColumnChunk, String>>>,
+    chunks: Vec<Option<Result<Encoded, String>>>,
 ) -> Result<Vec<u8>, String> {
     let mut row_group = file
         .next_row_group()
         .map_err(|e| format!("parquet row group: {e}"))?;
     for chunk in chunks {
-        chunk
-            .ok_or_else(|| "a column chunk is missing".to_owned())??
-            .append_to_row_group(&mut row_group)
-            .map_err(|e| format!("parquet column chunk: {e}"))?;
+        match chunk.ok_or_else(|| "a column chunk is missing".to_owned())?? {
+            Encoded::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
+            Encoded::Compressed(bytes, close) => row_group.append_column(&bytes, close),
+        }
+        .map_err(|e| format!("parquet column chunk: {e}"))?;
     }
     row_group
         .close()
@@ -356,8 +385,41 @@ fn finish_file(
 /// A Parquet file being written in memory.
 type ParquetFile = SerializedFileWriter<Vec<u8>>;
 
-/// A column writer and the column it is to encode.
-type ColumnTask = (ArrowColumnWriter, ArrowLeafColumn);
+/// A column writer, the column it is to encode, and, when its chunk is to be
+/// compressed by [`zstd_chunks`], where its writer stores the pages and the
+/// level.
+type ColumnTask = (
+    ArrowColumnWriter,
+    ArrowLeafColumn,
+    Option<(zstd_chunks::Pages, ZstdLevel)>,
+);
+
+/// The properties a file is declared with, and those its column writers are
+/// given: with zstd, the writers encode uncompressed and [`zstd_chunks`]
+/// compresses each chunk as `parquet` would have.
+struct EncodeProperties {
+    declared: WriterProperties,
+    written: WriterProperties,
+    own_zstd: bool,
+}
+
+impl EncodeProperties {
+    fn of(codec: Codec) -> Self {
+        let declared = writer_properties(codec);
+        match codec {
+            Codec::Zstd(_) => EncodeProperties {
+                declared,
+                written: properties_with(Compression::UNCOMPRESSED),
+                own_zstd: true,
+            },
+            Codec::Snappy => EncodeProperties {
+                written: declared.clone(),
+                declared,
+                own_zstd: false,
+            },
+        }
+    }
+}
 
 /// A Parquet file writer for `batch`, as `ArrowWriter` would open it (the
 /// Arrow schema in the footer), and one encoding task per leaf column with
@@ -365,10 +427,10 @@ type ColumnTask = (ArrowColumnWriter, ArrowLeafColumn);
 /// are linear in them).
 fn start_file(
     batch: &RecordBatch,
-    props: &WriterProperties,
+    encode: &EncodeProperties,
 ) -> Result<(ParquetFile, Vec<(ColumnTask, usize)>), String> {
     let schema = batch.schema();
-    let mut props = props.clone();
+    let mut props = encode.written.clone();
     add_encoded_arrow_schema_to_metadata(&schema, &mut props);
     let parquet_schema = ArrowSchemaConverter::new()
         .with_coerce_types(props.coerce_types())
@@ -377,9 +439,29 @@ fn start_file(
     let buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);
     let file = SerializedFileWriter::new(buf, parquet_schema.root_schema_ptr(), Arc::new(props))
         .map_err(|e| format!("parquet writer: {e}"))?;
-    let writers = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&schema))
+    let recorder = Arc::new(zstd_chunks::PageRecorder::default());
+    let mut factory = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&schema));
+    if encode.own_zstd {
+        factory = factory.with_page_store_factory(Arc::clone(&recorder) as _);
+    }
+    let writers = factory
         .create_column_writers(0)
         .map_err(|e| format!("parquet column writers: {e}"))?;
+    let mut pages = recorder.take().into_iter();
+    let zstd: Vec<_> = parquet_schema
+        .columns()
+        .iter()
+        .map(|column| match encode.declared.compression(column.path()) {
+            Compression::ZSTD(level) if encode.own_zstd => {
+                pages.next().map(|pages| Some((pages, level)))
+            }
+            _ => {
+                pages.next();
+                Some(None)
+            }
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| "a column writer without a page store".to_owned())?;
     let mut leaves = Vec::with_capacity(writers.len());
     let mut costs = Vec::with_capacity(writers.len());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
@@ -396,7 +478,19 @@ fn start_file(
             writers.len()
         ));
     }
-    Ok((file, writers.into_iter().zip(leaves).zip(costs).collect()))
+    if zstd.len() != writers.len() {
+        return Err(format!(
+            "{} leaf columns for {} column writers",
+            zstd.len(),
+            writers.len()
+        ));
+    }
+    let tasks = writers
+        .into_iter()
+        .zip(leaves)
+        .zip(zstd)
+        .map(|((writer, leaf), zstd)| (writer, leaf, zstd));
+    Ok((file, tasks.zip(costs).collect()))
 }
 
 /// (table, partition, shard): one file each.
@@ -441,8 +535,14 @@ fn group_rows<'a>(records: &[ValidRecord<'a>]) -> Vec<(GroupKey<'a>, Vec<usize>)
 }
 
 fn writer_properties(codec: Codec) -> WriterProperties {
+    properties_with(codec.compression())
+}
+
+/// The lake's writer properties, with `compression` where columns are
+/// compressed.
+fn properties_with(compression: Compression) -> WriterProperties {
     let mut props = WriterProperties::builder()
-        .set_compression(codec.compression())
+        .set_compression(compression)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(concat!("kinesis-pipeline ", env!("CARGO_PKG_VERSION")).to_owned());
     // Unique per row: a dictionary only costs a hash per value and then falls
@@ -675,6 +775,17 @@ mod tests {
         }
     }
 
+    /// What `ArrowWriter`, the reference encoder, writes for `batch`.
+    fn arrow_writer(batch: &RecordBatch, props: &WriterProperties) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), Some(props.clone()))
+                .expect("writer");
+        writer.write(batch).expect("write");
+        writer.close().expect("close");
+        bytes
+    }
+
     #[test]
     fn parallel_encoding_gives_the_same_files_in_the_same_order() {
         // four shards and several hours in one payload: many groups
@@ -720,16 +831,7 @@ mod tests {
         let props = writer_properties(Codec::Zstd(1));
         for ((key, idx), file) in group_rows(&valid).iter().zip(&one) {
             let batch = build_batch(&valid, key.0, idx).expect("batch");
-            let mut reference = Vec::new();
-            let mut writer = parquet::arrow::ArrowWriter::try_new(
-                &mut reference,
-                batch.schema(),
-                Some(props.clone()),
-            )
-            .expect("writer");
-            writer.write(&batch).expect("write");
-            writer.close().expect("close");
-            assert_eq!(file.bytes, reference, "{}", file.key);
+            assert_eq!(file.bytes, arrow_writer(&batch, &props), "{}", file.key);
             assert_eq!(file.rows, batch.num_rows());
         }
         for threads in [2, 3, 64] {
@@ -740,6 +842,80 @@ mod tests {
                 assert_eq!(a.bytes, b.bytes, "{}", a.key);
                 assert_eq!(a.positions, b.positions);
             }
+        }
+    }
+
+    #[test]
+    fn chunks_of_many_pages_and_a_spilled_dictionary_are_what_parquet_writes() {
+        // small pages and dictionaries: every chunk has many data pages, and
+        // dictionary columns outgrow their dictionary and fall back to plain
+        let small = |props: WriterProperties| {
+            props
+                .into_builder()
+                .set_data_page_size_limit(600)
+                .set_data_page_row_count_limit(64)
+                .set_dictionary_page_size_limit(200)
+                .build()
+        };
+        let mut payload = payload_of(
+            pipeline_generator::TrafficConfig {
+                events: 2000,
+                seed: 11,
+                ..Default::default()
+            },
+            1,
+        );
+        let mut decoder = pipeline_schemas::InvocationDecoder::default();
+        let decoded = decoder.decode(&mut payload).expect("decoded");
+        let valid = valid_of(&decoded);
+        for level in [1, 7] {
+            let declared = small(writer_properties(Codec::Zstd(level)));
+            let props = EncodeProperties {
+                declared: declared.clone(),
+                written: small(properties_with(Compression::UNCOMPRESSED)),
+                own_zstd: true,
+            };
+            let files = encode_using(&valid, &props, 2).expect("encoded");
+            assert!(!files.is_empty());
+            let (mut most_pages, mut spilled) = (0, false);
+            for ((key, idx), file) in group_rows(&valid).iter().zip(&files) {
+                let batch = build_batch(&valid, key.0, idx).expect("batch");
+                let reference = arrow_writer(&batch, &declared);
+                assert_eq!(file.bytes, reference, "{} at zstd {level}", file.key);
+                // and it reads back as the batch, every page decompressed
+                let read: Vec<RecordBatch> =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+                        file.bytes.clone(),
+                        batch.num_rows(),
+                    )
+                    .expect("reader")
+                    .collect::<Result<_, _>>()
+                    .expect("read");
+                assert_eq!(read, vec![batch], "{}", file.key);
+                use parquet::file::reader::FileReader;
+                let reader =
+                    parquet::file::serialized_reader::SerializedFileReader::new(file.bytes.clone())
+                        .expect("footer");
+                let row_group = reader.get_row_group(0).expect("row group");
+                for (c, column) in reader.metadata().row_group(0).columns().iter().enumerate() {
+                    if !matches!(column.compression(), Compression::ZSTD(_)) {
+                        continue;
+                    }
+                    let pages: Vec<_> = row_group
+                        .get_column_page_reader(c)
+                        .expect("pages")
+                        .collect::<Result<_, _>>()
+                        .expect("every page decompresses");
+                    most_pages = most_pages.max(pages.len());
+                    spilled |= column.dictionary_page_offset().is_some()
+                        && pages.iter().any(|p| p.encoding() == Encoding::PLAIN);
+                }
+            }
+            assert!(
+                most_pages > 10,
+                "at most {most_pages} pages in a zstd chunk"
+            );
+            assert!(spilled, "no zstd dictionary chunk fell back to plain pages");
         }
     }
 }
