@@ -259,10 +259,7 @@ fn encode_using(
                     Some((pages, level)) => {
                         let close = chunk.close().clone();
                         drop(chunk);
-                        let pages = std::mem::take(
-                            &mut *pages.lock().unwrap_or_else(PoisonError::into_inner),
-                        );
-                        zstd_chunks::compress(pages, close, level)
+                        zstd_chunks::compress(zstd_chunks::take(&pages), close, level)
                             .map(|(bytes, close)| Encoded::Compressed(bytes, close))
                     }
                 });
@@ -481,6 +478,9 @@ fn start_file(
 ) -> Result<(ParquetFile, Vec<(ColumnTask, usize)>), String> {
     let setup = encoder.setup(table)?;
     let schema = batch.schema();
+    if !Arc::ptr_eq(&schema, &table.schema()) && schema != table.schema() {
+        return Err(format!("a {} batch of another schema", table.name()));
+    }
     let buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);
     let file = SerializedFileWriter::new(
         buf,

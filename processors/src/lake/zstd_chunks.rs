@@ -29,6 +29,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Takes the blobs a column writer stored, once it has closed.
+pub(crate) fn take(pages: &Pages) -> Vec<Bytes> {
+    std::mem::take(&mut *lock(pages))
+}
+
 /// A [`PageStoreFactory`] that keeps a handle on every column chunk's pages,
 /// so that they can be taken back once the column's writer has closed.
 #[derive(Debug, Default)]
