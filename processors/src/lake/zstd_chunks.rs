@@ -91,6 +91,15 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<ThreadCompressor>> = const { RefCell::new(None) };
 }
 
+/// The most memory a thread's compressor keeps between chunks. zstd sizes
+/// its tables to the level and the page: for a 1 MB page (`parquet`'s
+/// limit), 0.6 MB at the default level 1 (with the 1 MB output buffer,
+/// 1.6 MB kept), 5.8 MB at level 7, 11 MB from level 9 and 18 MB at 19, which
+/// a 128 MB function cannot afford to keep on each worker thread. A bigger
+/// one is dropped after its chunk and made again for the next, as `parquet`
+/// does for every chunk.
+const KEEP_AT_MOST: usize = 8 << 20;
+
 /// Parquet's page types (`PageType` in the format's thrift definition).
 const DATA_PAGE: i32 = 0;
 const DICTIONARY_PAGE: i32 = 2;
@@ -201,7 +210,8 @@ pub(crate) fn compress(
 }
 
 /// Runs `f` with this thread's compressor at `level`, creating it on the
-/// thread's first use (or when the level changes).
+/// thread's first use (or when the level changes, or after it was dropped
+/// for its size, see [`KEEP_AT_MOST`]).
 fn with_compressor<T>(
     level: i32,
     f: impl FnOnce(&mut zstd::bulk::Compressor<'static>, &mut Vec<u8>) -> Result<T, String>,
@@ -217,10 +227,17 @@ fn with_compressor<T>(
                 out: Vec::new(),
             });
         }
-        match slot.as_mut() {
+        let done = match slot.as_mut() {
             Some(c) => f(&mut c.compressor, &mut c.out),
             None => Err("no zstd compressor".to_owned()),
+        };
+        if slot
+            .as_mut()
+            .is_some_and(|c| c.compressor.context_mut().sizeof() + c.out.capacity() > KEEP_AT_MOST)
+        {
+            *slot = None;
         }
+        done
     })
 }
 
@@ -294,6 +311,44 @@ fn read_i32_field(bytes: &[u8], at: &mut usize) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The memory this thread's kept compressor holds, if one is kept.
+    fn kept() -> Option<usize> {
+        COMPRESSOR.with(|cell| {
+            cell.borrow_mut()
+                .as_mut()
+                .map(|c| c.compressor.context_mut().sizeof() + c.out.capacity())
+        })
+    }
+
+    #[test]
+    fn a_compressor_too_big_to_keep_is_dropped_after_its_chunk() {
+        // a 1 MB page (parquet's default limit) of varied text
+        let page: Vec<u8> = (0..1u32 << 20)
+            .map(|i| b"0123456789abcdef"[(i.wrapping_mul(2_654_435_761) >> 27) as usize % 16])
+            .collect();
+        let compress = |level| {
+            with_compressor(level, |c, out| {
+                out.clear();
+                out.reserve(zstd::zstd_safe::compress_bound(page.len()));
+                c.compress_to_buffer(&page[..], out)
+                    .map_err(|e| e.to_string())?;
+                Ok(out.len())
+            })
+            .expect("compressed")
+        };
+        // the default level's compressor is kept, and small
+        let small = compress(1);
+        let kept_at_1 = kept().expect("kept at level 1");
+        assert!(kept_at_1 <= KEEP_AT_MOST, "{kept_at_1} bytes kept");
+        // the highest levels' are not, and still compress (better)
+        let best = compress(19);
+        assert!(best < small, "level 19: {best} bytes, level 1: {small}");
+        assert_eq!(kept(), None, "a level-19 compressor was kept");
+        // the next chunk at the default level makes its compressor again
+        assert_eq!(compress(1), small);
+        assert!(kept().is_some());
+    }
 
     #[test]
     fn header_fields_read_back_as_written() {
