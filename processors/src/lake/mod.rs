@@ -478,7 +478,8 @@ fn start_file(
 ) -> Result<(ParquetFile, Vec<(ColumnTask, usize)>), String> {
     let setup = encoder.setup(table)?;
     let schema = batch.schema();
-    if !Arc::ptr_eq(&schema, &table.schema()) && schema != table.schema() {
+    let expected = table.schema();
+    if !Arc::ptr_eq(&schema, &expected) && schema != expected {
         return Err(format!("a {} batch of another schema", table.name()));
     }
     let buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);

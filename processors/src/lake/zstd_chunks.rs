@@ -87,6 +87,13 @@ struct ThreadCompressor {
     out: Vec<u8>,
 }
 
+impl ThreadCompressor {
+    /// The memory it holds: zstd's context and the output buffer.
+    fn held(&mut self) -> usize {
+        self.compressor.context_mut().sizeof() + self.out.capacity()
+    }
+}
+
 thread_local! {
     static COMPRESSOR: RefCell<Option<ThreadCompressor>> = const { RefCell::new(None) };
 }
@@ -231,10 +238,7 @@ fn with_compressor<T>(
             Some(c) => f(&mut c.compressor, &mut c.out),
             None => Err("no zstd compressor".to_owned()),
         };
-        if slot
-            .as_mut()
-            .is_some_and(|c| c.compressor.context_mut().sizeof() + c.out.capacity() > KEEP_AT_MOST)
-        {
+        if slot.as_mut().is_some_and(|c| c.held() > KEEP_AT_MOST) {
             *slot = None;
         }
         done
@@ -314,11 +318,7 @@ mod tests {
 
     /// The memory this thread's kept compressor holds, if one is kept.
     fn kept() -> Option<usize> {
-        COMPRESSOR.with(|cell| {
-            cell.borrow_mut()
-                .as_mut()
-                .map(|c| c.compressor.context_mut().sizeof() + c.out.capacity())
-        })
+        COMPRESSOR.with(|cell| cell.borrow_mut().as_mut().map(ThreadCompressor::held))
     }
 
     #[test]
