@@ -9,9 +9,19 @@
 //! ```
 //!
 //! Arguments: `archive`, `aggregate` or `pipeline` (both functions, as
-//! `--bench pipeline` runs them); rounds; and a pause in milliseconds before
+//! `--bench pipeline` runs them); rounds; a pause in milliseconds before
 //! each invocation, long enough (20) for the helper threads to stop spinning
-//! and their vCPU to be parked, as after an idle spell on Lambda.
+//! and their vCPU to be parked, as after an idle spell on Lambda; and
+//! optionally `one`, to run the one-thread invocations only. Under callgrind
+//! that is the way to count an invocation's instructions: two-thread
+//! invocations wake helper threads, whose spinning callgrind counts too.
+//!
+//! ```sh
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg3.out \
+//!     target/release/examples/scaling archive 3 0 one   # 6 invocations
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg6.out \
+//!     target/release/examples/scaling archive 6 0 one   # 12: the difference / 6 is one
+//! ```
 
 use std::time::{Duration, Instant};
 
@@ -74,14 +84,21 @@ fn main() {
     );
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
     let pause = Duration::from_millis(args.next().and_then(|a| a.parse().ok()).unwrap_or(0));
+    let one_only = match args.next().as_deref() {
+        None => false,
+        Some("one") => true,
+        Some(other) => panic!("the fourth argument is `one` or nothing, not {other}"),
+    };
     let rt = runtime();
     let payload = payload(EVENTS, true);
     let mut one = Functions::new(&job, 1);
-    let mut two = Functions::new(&job, 2);
+    let mut two = (!one_only).then(|| Functions::new(&job, 2));
     // warm-up: buffers grown, pages touched, the helper pool created
     for _ in 0..rounds.min(10) {
         one.time(&rt, &payload);
-        two.time(&rt, &payload);
+        if let Some(two) = &mut two {
+            two.time(&rt, &payload);
+        }
     }
     let (mut t1, mut t2) = (Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -89,10 +106,21 @@ fn main() {
             std::thread::sleep(pause);
             if first {
                 t1.push(one.time(&rt, &payload));
-            } else {
+            } else if let Some(two) = &mut two {
                 t2.push(two.time(&rt, &payload));
             }
         }
+    }
+    if t2.is_empty() {
+        let (m1, p1) = median_and_p10(t1);
+        println!(
+            "{job}, {rounds} rounds, {} ms pause: one thread {:.2} ms ({:.0} K events/s); tenth percentile {:.2} ms",
+            pause.as_millis(),
+            m1.as_secs_f64() * 1e3,
+            EVENTS as f64 / m1.as_secs_f64() / 1000.0,
+            p1.as_secs_f64() * 1e3,
+        );
+        return;
     }
     let ((m1, p1), (m2, p2)) = (median_and_p10(t1), median_and_p10(t2));
     let per_s = |d: Duration| EVENTS as f64 / d.as_secs_f64() / 1000.0;
