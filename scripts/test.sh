@@ -83,6 +83,8 @@ cargo test --workspace --doc --all-features --locked
 for job in archive aggregate pipeline; do
   cargo run --locked -q -p pipeline-benches --example scaling -- "$job" 1 0
 done
+# and its one-thread mode, which docs/benchmarks.md counts instructions with
+cargo run --locked -q -p pipeline-benches --example scaling -- archive 1 0 one
 
 echo "== the Lambda binaries under the Lambda Runtime API (cargo lambda watch / invoke)"
 bash scripts/lambda_runtime_test.sh
