@@ -103,28 +103,33 @@ fn main() {
     let (mut t1, mut t2) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for first in [round % 2 == 0, round % 2 == 1] {
-            std::thread::sleep(pause);
-            if first {
-                t1.push(one.time(&rt, &payload));
-            } else if let Some(two) = &mut two {
-                t2.push(two.time(&rt, &payload));
+            match (first, &mut two) {
+                (true, _) => {
+                    std::thread::sleep(pause);
+                    t1.push(one.time(&rt, &payload));
+                }
+                (false, Some(two)) => {
+                    std::thread::sleep(pause);
+                    t2.push(two.time(&rt, &payload));
+                }
+                (false, None) => {}
             }
         }
     }
+    let per_s = |d: Duration| EVENTS as f64 / d.as_secs_f64() / 1000.0;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (m1, p1) = median_and_p10(t1);
     if t2.is_empty() {
-        let (m1, p1) = median_and_p10(t1);
         println!(
             "{job}, {rounds} rounds, {} ms pause: one thread {:.2} ms ({:.0} K events/s); tenth percentile {:.2} ms",
             pause.as_millis(),
-            m1.as_secs_f64() * 1e3,
-            EVENTS as f64 / m1.as_secs_f64() / 1000.0,
-            p1.as_secs_f64() * 1e3,
+            ms(m1),
+            per_s(m1),
+            ms(p1),
         );
         return;
     }
-    let ((m1, p1), (m2, p2)) = (median_and_p10(t1), median_and_p10(t2));
-    let per_s = |d: Duration| EVENTS as f64 / d.as_secs_f64() / 1000.0;
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (m2, p2) = median_and_p10(t2);
     println!(
         "{job}, {rounds} rounds, {} ms pause: one thread {:.2} ms ({:.0} K events/s), two threads {:.2} ms ({:.0} K events/s), {:.2}x; tenth percentile {:.2} / {:.2} ms, {:.2}x",
         pause.as_millis(),
