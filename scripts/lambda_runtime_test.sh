@@ -3,11 +3,17 @@
 # the runtime, `cargo lambda invoke` sends real-shaped Kinesis invocations (valid,
 # poison, mixed, and with the dead-letter queue unavailable), and the script checks
 # the partial-batch responses and what the sinks hold; then the metrics aggregator
-# (two invocations of one tumbling window) and the lake compactor.
+# (two invocations of one tumbling window) and the lake compactor. Last, the Python
+# peer of the benchmarks (benches/python) handles the mixed invocation too, and its
+# rows, partitions and dead letters must be the event-processor's, record for record.
 set -euo pipefail
 trap 'echo "$0: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore cargo-lambda
+# cargo-lambda and DuckDB, at the versions CI passed with (test.sh installs the same file)
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r scripts/requirements-test.txt
+# the Python peer in its own environment, at the versions its figures were measured with
+python3 -m venv target/peer-venv
+target/peer-venv/bin/pip install --quiet --disable-pip-version-check -r benches/python/requirements.txt
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -98,8 +104,12 @@ COMPACT_PORT=$(free_port)
 watch pipeline-processors lake-compactor "$COMPACT_PORT" "LAKE_URI=file://$WORK/lake" "$WORK/watch-compact.log"
 cargo lambda invoke lake-compactor -P "$COMPACT_PORT" --data-file "$WORK/compact.json" > "$WORK/compact.response"
 
+# the Python peer of the benchmarks on the mixed invocation, with the function's record limit
+MAX_RECORD_BYTES=65536 target/peer-venv/bin/python benches/python/powertools_peer.py \
+  "$WORK/mixed/invocation-00000.json" 1 --verdicts "$WORK/peer-mixed.json"
+
 python3 - "$WORK" <<'PY'
-import glob, json, os, sys
+import glob, hashlib, json, os, sys
 work = sys.argv[1]
 failures, checked = [], []
 def check(cond, what):
@@ -174,6 +184,30 @@ check(compacted["partitions"] > 0 and compacted["files_in"] > compacted["partiti
 check(all(n == 1 for n in per_partition.values()), "compactor: one file per partition afterwards")
 all_rows = duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet({glob.glob(f'{work}/lake/*_events/**/*.parquet', recursive=True)!r})").fetchall()[0]
 check(all_rows[0] == all_rows[1] == rows, f"compactor: {all_rows[0]} rows, as many as before, no duplicates")
+# the peer that the benchmarks compare us with does the same job: what it stores and
+# dead-letters from the mixed invocation is what the event-processor stored and dead-lettered
+peer = json.load(open(f"{work}/peer-mixed.json"))
+shard = mixed[0]["eventID"].split(":")[0]
+ours_files = [f for f in written_files if f"part-{shard}-" in os.path.basename(f)]
+ours_ids = {}
+for table in ["order_events", "order_items", "user_events"]:
+    files = [f for f in ours_files if f"/{table}/" in f]
+    if files:
+        ours_ids[table] = sorted(r[0] for r in duckdb.sql(f"SELECT event_id FROM read_parquet({files!r})").fetchall())
+ours = {
+    "rows": {t: len(v) for t, v in ours_ids.items()},
+    "event_ids_sha256": {t: hashlib.sha256("\n".join(v).encode()).hexdigest() for t, v in ours_ids.items()},
+    "partitions": sorted({os.path.relpath(os.path.dirname(f), f"{work}/lake-as-written") for f in ours_files}),
+    "letters": {l["sequence_number"]: [l["reason"], l["path"]] for l in letters
+                if l["sequence_number"] in {r["kinesis"]["sequenceNumber"] for r in mixed}},
+    "failures": response("mixed")["batchItemFailures"],
+}
+for key in ["rows", "event_ids_sha256", "partitions", "failures"]:
+    check(peer[key] == ours[key], f"Python peer agrees on {key}: {peer[key] if key != 'event_ids_sha256' else 'same ids'}")
+differ = {s: (peer["letters"].get(s), ours["letters"].get(s)) for s in peer["letters"].keys() | ours["letters"].keys()
+          if peer["letters"].get(s) != ours["letters"].get(s)}
+check(ours["letters"] and not differ,
+      f"Python peer agrees on each of {len(ours['letters'])} dead letters' reason and path: {sorted(differ.items())[:3]}")
 print(f"{len(checked) - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
 PY

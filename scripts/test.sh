@@ -13,7 +13,7 @@ mkdir -p target
 
 echo "== python tools: moto (AWS protocols), duckdb (independent Parquet reader)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-  'moto[dynamodb,s3]' flask flask-cors duckdb
+  -r scripts/requirements-test.txt
 
 missing=()
 command -v influxd > /dev/null || missing+=(influxdb)
@@ -73,7 +73,7 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AW
 
 echo "== the SAM template: cfn-lint, checkov (PyPI, in a virtualenv), and agreement with the code"
 python3 -m venv target/infra-lint
-target/infra-lint/bin/pip install --quiet --disable-pip-version-check cfn-lint checkov
+target/infra-lint/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-infra-lint.txt
 PATH="$(pwd)/target/infra-lint/bin:$PATH" python3 scripts/check_template.py
 
 echo "== cargo test (workspace, all targets; benches run once as smoke tests)"

@@ -18,11 +18,19 @@ It is the peer for the "at least 20x" goal of issue #8. Run:
     python3 benches/python/powertools_peer.py target/peer/invocation-00000.json
 
 It prints the median events/s over repeated runs (one core: CPython runs this on one).
+`MAX_RECORD_BYTES` is read from the environment, as the Rust function reads it. With
+`--verdicts OUT.json` it also writes what it did with each record (rows and event ids per
+table, partitions, each dead letter's reason and field path by sequence number), which CI
+compares with what `event-processor` did with the same payload (scripts/lambda_runtime_test.sh).
 """
 
+import argparse
 import base64
 import binascii
+import hashlib
 import io
+import json
+import os
 import re
 import statistics
 import sys
@@ -35,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-MAX_RECORD_BYTES = 1024 * 1024
+MAX_RECORD_BYTES = int(os.environ.get("MAX_RECORD_BYTES", 1024 * 1024))
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 OCCURRED = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -277,7 +285,22 @@ def handler(event, context=None):
     return response, objects, archiver
 
 
-def main(path, runs=15):
+def verdicts(response, objects, archiver):
+    """What the invocation did with each record, in a form the Rust function's output maps to."""
+    ids = defaultdict(list)
+    for (table, _), rows in archiver.rows.items():
+        ids[table].extend(r["event_id"] for r in rows)
+    return {
+        "rows": {t: len(v) for t, v in sorted(ids.items())},
+        # order-independent: the sorted event ids of each table (order_items repeats one per line)
+        "event_ids_sha256": {t: hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest() for t, v in sorted(ids.items())},
+        "partitions": sorted(key.rsplit("/", 1)[0] for key in objects),
+        "letters": {seq: [reason, path] for reason, path, seq, _ in archiver.dead_letters},
+        "failures": response["batchItemFailures"],
+    }
+
+
+def main(path, runs=15, verdicts_out=None):
     payload = open(path, "rb").read()
     n = len(orjson.loads(payload)["Records"])
     rates = []
@@ -291,10 +314,18 @@ def main(path, runs=15):
             print(f"{n} records: {rows} rows in {len(objects)} objects "
                   f"({sum(map(len, objects.values()))} Parquet bytes), {len(archiver.dead_letters)} dead letters, "
                   f"{len(response['batchItemFailures'])} failures")
+            if verdicts_out:
+                with open(verdicts_out, "w") as f:
+                    json.dump(verdicts(response, objects, archiver), f, indent=1)
         rates.append(n / elapsed)
     print(f"python powertools+orjson+pyarrow: median {statistics.median(rates):,.0f} events/s "
           f"(min {min(rates):,.0f}, max {max(rates):,.0f}, {runs} runs)")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 15)
+    args = argparse.ArgumentParser(description="The Python peer of the archiver (issue #8).")
+    args.add_argument("invocation", help="a Kinesis invocation payload (JSON)")
+    args.add_argument("runs", nargs="?", type=int, default=15, help="invocations to time (default 15)")
+    args.add_argument("--verdicts", metavar="OUT", help="write what the first invocation did, as JSON")
+    a = args.parse_args()
+    main(a.invocation, a.runs, a.verdicts)
