@@ -106,7 +106,7 @@ cargo lambda invoke lake-compactor -P "$COMPACT_PORT" --data-file "$WORK/compact
 
 # the Python peer of the benchmarks on the mixed invocation, with the function's record limit
 MAX_RECORD_BYTES=65536 target/peer-venv/bin/python benches/python/powertools_peer.py \
-  "$WORK/mixed/invocation-00000.json" 1 --verdicts "$WORK/peer-mixed.json"
+  "$WORK/mixed/invocation-00000.json" 1 --verdicts "$WORK/peer-mixed.json" --lake "$WORK/peer-lake"
 
 python3 - "$WORK" <<'PY'
 import glob, hashlib, json, os, sys
@@ -204,6 +204,19 @@ ours = {
 }
 for key in ["rows", "event_ids_sha256", "partitions", "failures"]:
     check(peer[key] == ours[key], f"Python peer agrees on {key}: {peer[key] if key != 'event_ids_sha256' else 'same ids'}")
+# and its tables hold the same rows, column for column, as read by DuckDB
+for table in ours_ids:
+    mine = [f for f in ours_files if f"/{table}/" in f]
+    theirs = glob.glob(f"{work}/peer-lake/{table}/**/*.parquet", recursive=True)
+    one_way = f"SELECT * FROM read_parquet({mine!r}) EXCEPT ALL SELECT * FROM read_parquet({theirs!r})"
+    other_way = f"SELECT * FROM read_parquet({theirs!r}) EXCEPT ALL SELECT * FROM read_parquet({mine!r})"
+    extra = duckdb.sql(f"SELECT count(*) FROM ({one_way})").fetchall()[0][0]
+    missing = duckdb.sql(f"SELECT count(*) FROM ({other_way})").fetchall()[0][0]
+    same_types = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({mine!r})").fetchall() == \
+        duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({theirs!r})").fetchall()
+    check(theirs and same_types and extra == missing == 0,
+          f"Python peer's {table} holds our rows column for column (types equal: {same_types}; "
+          f"{extra} rows only ours, {missing} only the peer's)")
 differ = {s: (peer["letters"].get(s), ours["letters"].get(s)) for s in peer["letters"].keys() | ours["letters"].keys()
           if peer["letters"].get(s) != ours["letters"].get(s)}
 check(ours["letters"] and not differ,

@@ -20,8 +20,9 @@ It is the peer for the "at least 20x" goal of issue #8. Run:
 It prints the median events/s over repeated runs (one core: CPython runs this on one).
 `MAX_RECORD_BYTES` is read from the environment, as the Rust function reads it. With
 `--verdicts OUT.json` it also writes what it did with each record (rows and event ids per
-table, partitions, each dead letter's reason and field path by sequence number), which CI
-compares with what `event-processor` did with the same payload (scripts/lambda_runtime_test.sh).
+table, partitions, each dead letter's reason and field path by sequence number), and with
+`--lake DIR` its Parquet objects; CI compares both with what `event-processor` did with the
+same payload (scripts/lambda_runtime_test.sh).
 """
 
 import argparse
@@ -300,7 +301,7 @@ def verdicts(response, objects, archiver):
     }
 
 
-def main(path, runs=15, verdicts_out=None):
+def main(path, runs=15, verdicts_out=None, lake_out=None):
     payload = open(path, "rb").read()
     n = len(orjson.loads(payload)["Records"])
     rates = []
@@ -317,6 +318,10 @@ def main(path, runs=15, verdicts_out=None):
             if verdicts_out:
                 with open(verdicts_out, "w") as f:
                     json.dump(verdicts(response, objects, archiver), f, indent=1)
+            for key, data in objects.items() if lake_out else ():
+                os.makedirs(os.path.dirname(os.path.join(lake_out, key)), exist_ok=True)
+                with open(os.path.join(lake_out, key), "wb") as f:
+                    f.write(data)
         rates.append(n / elapsed)
     print(f"python powertools+orjson+pyarrow: median {statistics.median(rates):,.0f} events/s "
           f"(min {min(rates):,.0f}, max {max(rates):,.0f}, {runs} runs)")
@@ -327,5 +332,6 @@ if __name__ == "__main__":
     args.add_argument("invocation", help="a Kinesis invocation payload (JSON)")
     args.add_argument("runs", nargs="?", type=int, default=15, help="invocations to time (default 15)")
     args.add_argument("--verdicts", metavar="OUT", help="write what the first invocation did, as JSON")
+    args.add_argument("--lake", metavar="DIR", help="write the first invocation's Parquet objects under DIR")
     a = args.parse_args()
-    main(a.invocation, a.runs, a.verdicts)
+    main(a.invocation, a.runs, a.verdicts, a.lake)
