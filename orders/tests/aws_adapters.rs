@@ -5,7 +5,10 @@
 #![cfg(feature = "aws")]
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_kinesis::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_kinesis::config::{ConfigBag, Intercept, RuntimeComponents};
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -14,7 +17,7 @@ use pipeline_orders::dynamo::DynamoStore;
 use pipeline_orders::kinesis::KinesisStream;
 use pipeline_orders::outbox::relay;
 use pipeline_orders::payments::GOOD_CARD;
-use pipeline_orders::ports::Store;
+use pipeline_orders::ports::{EventStream, Store};
 use pipeline_orders::{ApiRequest, ApiResponse, Ids, LocalProvider, OrderService};
 use pipeline_schemas::{EventType, RecordParser};
 use serde_json::{Value, json};
@@ -64,14 +67,7 @@ async fn setup(name: &str) -> (Svc, aws_sdk_kinesis::Client, String) {
         .await
         .expect("create table");
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
-    let stream = format!("events-{name}-{}", std::process::id());
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .expect("create stream");
+    let stream = new_stream(&kinesis, name).await;
     let svc = OrderService::new(
         DynamoStore::new(ddb, &table),
         KinesisStream::new(kinesis.clone(), &stream),
@@ -93,11 +89,8 @@ async fn call(s: &Svc, method: &str, path: &str, body: Value, key: Option<&str>)
     .await
 }
 
-/// Every record in the (one-shard) stream, validated with the pipeline's parser.
-async fn stream_events(
-    kinesis: &aws_sdk_kinesis::Client,
-    stream: &str,
-) -> Vec<(EventType, String)> {
+/// Every record in the (one-shard) stream: partition key and data.
+async fn stream_records(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, Vec<u8>)> {
     let shard = kinesis
         .list_shards()
         .stream_name(stream)
@@ -118,7 +111,6 @@ async fn stream_events(
         .shard_iterator()
         .map(str::to_owned);
     let mut out = Vec::new();
-    let mut parser = RecordParser::new();
     while let Some(it) = iterator {
         let page = kinesis
             .get_records()
@@ -130,14 +122,29 @@ async fn stream_events(
             break;
         }
         for r in page.records() {
-            let mut data = r.data().as_ref().to_vec();
-            let e = parser
-                .parse(&mut data)
-                .expect("every event passes the contract");
-            assert_eq!(Some(e.data.partition_key()), r.partition_key());
-            out.push((e.event_type(), e.event_id.to_owned()));
+            out.push((
+                r.partition_key().unwrap_or_default().to_owned(),
+                r.data().as_ref().to_vec(),
+            ));
         }
         iterator = page.next_shard_iterator().map(str::to_owned);
+    }
+    out
+}
+
+/// Every record in the (one-shard) stream, validated with the pipeline's parser.
+async fn stream_events(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Vec<(EventType, String)> {
+    let mut parser = RecordParser::new();
+    let mut out = Vec::new();
+    for (key, mut data) in stream_records(kinesis, stream).await {
+        let e = parser
+            .parse(&mut data)
+            .expect("every event passes the contract");
+        assert_eq!(e.data.partition_key(), key);
+        out.push((e.event_type(), e.event_id.to_owned()));
     }
     out
 }
@@ -263,4 +270,164 @@ async fn the_outbox_survives_a_crash_and_idempotency_keys_hold() {
         ids, want,
         "the relay published exactly the committed events"
     );
+}
+
+/// Refuses a `PutRecords` call over Kinesis' limits, as Kinesis does (moto
+/// takes any): more than 500 records, or more than 5 MiB of data and keys.
+/// With `fail_call: Some(n)`, the `n`th call (from 0) fails as if the
+/// connection dropped.
+#[derive(Debug, Default)]
+struct KinesisLimits {
+    calls: Mutex<Vec<(usize, usize)>>,
+    fail_call: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Enforce(Arc<KinesisLimits>);
+
+impl Intercept for Enforce {
+    fn name(&self) -> &'static str {
+        "KinesisLimits"
+    }
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let req = ctx.request();
+        if !req
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("")
+            .ends_with("PutRecords")
+        {
+            return Ok(());
+        }
+        let body: Value = serde_json::from_slice(req.body().bytes().unwrap_or_default())?;
+        let records = body["Records"].as_array().cloned().unwrap_or_default();
+        let bytes: usize = records
+            .iter()
+            .map(|r| {
+                // the data travels as base64; Kinesis counts it decoded
+                let b64 = r["Data"].as_str().unwrap_or("");
+                let padding = b64.bytes().rev().take_while(|&c| c == b'=').count();
+                b64.len() / 4 * 3 - padding + r["PartitionKey"].as_str().unwrap_or("").len()
+            })
+            .sum();
+        let mut calls = self.0.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.push((records.len(), bytes));
+        if self.0.fail_call == Some(calls.len() - 1) {
+            return Err("connection reset (injected)".into());
+        }
+        if records.len() > 500 || bytes > 5 * 1024 * 1024 {
+            return Err(format!(
+                "{} records, {bytes} bytes: over PutRecords' limits",
+                records.len()
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// A Kinesis client that enforces `limits`, and a new one-shard stream.
+async fn limited_stream(
+    name: &str,
+    limits: Arc<KinesisLimits>,
+) -> (aws_sdk_kinesis::Client, String) {
+    let sdk = sdk().await;
+    let kinesis = aws_sdk_kinesis::Client::from_conf(
+        aws_sdk_kinesis::config::Builder::from(&sdk)
+            .interceptor(Enforce(limits))
+            .build(),
+    );
+    let stream = new_stream(&kinesis, name).await;
+    (kinesis, stream)
+}
+
+/// A new one-shard stream named after the test and the process.
+async fn new_stream(kinesis: &aws_sdk_kinesis::Client, name: &str) -> String {
+    let stream = format!("events-{name}-{}", std::process::id());
+    kinesis
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .expect("create stream");
+    stream
+}
+
+#[tokio::test]
+async fn large_events_are_put_within_kinesis_limits_and_an_impossible_one_alone_fails() {
+    let limits = Arc::new(KinesisLimits::default());
+    let (kinesis, stream) = limited_stream("limits", limits.clone()).await;
+    // 600 events of 40 KB (an order of 100 items with long SKUs), one of
+    // 1.1 MB among them, which Kinesis can never take
+    let mut records: Vec<(String, Vec<u8>)> = (0..600)
+        .map(|i| (format!("ord_{i:04}"), vec![b'a' + (i % 26) as u8; 40_000]))
+        .collect();
+    records[300].1 = vec![b'x'; 1_100_000];
+    let put = KinesisStream::new(kinesis.clone(), &stream)
+        .put(&records)
+        .await
+        .expect("the calls within the limits succeed");
+    assert_eq!(put.iter().filter(|ok| !**ok).count(), 1);
+    assert!(!put[300], "the 1.1 MB event is reported not put");
+    let calls = limits
+        .calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    assert!(
+        calls.len() >= 5 && calls.iter().all(|&(n, b)| n <= 500 && b <= 5 * 1024 * 1024),
+        "calls (records, bytes): {calls:?}"
+    );
+    let stored = stream_records(&kinesis, &stream).await;
+    let want: Vec<(String, Vec<u8>)> = records
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| (i != 300).then_some(r))
+        .collect();
+    assert_eq!(stored.len(), 599);
+    assert!(
+        stored == want,
+        "every other event is in the stream, in order"
+    );
+}
+
+#[tokio::test]
+async fn a_call_failing_after_others_keeps_their_records_put() {
+    let limits = Arc::new(KinesisLimits {
+        fail_call: Some(1),
+        ..KinesisLimits::default()
+    });
+    let (kinesis, stream) = limited_stream("partial", limits.clone()).await;
+    let records: Vec<(String, Vec<u8>)> = (0..1200)
+        .map(|i| (format!("usr_{i:04}"), format!("event {i}").into_bytes()))
+        .collect();
+    let put = KinesisStream::new(kinesis.clone(), &stream)
+        .put(&records)
+        .await
+        .expect("the first call succeeded, so the put reports per record");
+    // the first call's 500 are put; the failed call's and the untried ones are not,
+    // so the outbox retries those 700 and does not publish the 500 twice
+    assert!(put[..500].iter().all(|ok| *ok) && put[500..].iter().all(|ok| !*ok));
+    let stored = stream_records(&kinesis, &stream).await;
+    assert!(
+        stored == records[..500],
+        "the stream holds the first call's records"
+    );
+    // a put whose first call fails is an error, as before
+    let first_fails = Arc::new(KinesisLimits {
+        fail_call: Some(0),
+        ..KinesisLimits::default()
+    });
+    let (kinesis, stream) = limited_stream("down", first_fails).await;
+    let err = KinesisStream::new(kinesis, &stream)
+        .put(&records)
+        .await
+        .expect_err("nothing was put");
+    assert!(err.contains("connection reset"), "{err}");
 }

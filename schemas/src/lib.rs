@@ -15,6 +15,7 @@ pub mod event;
 pub mod invocation;
 pub mod lake;
 pub mod parallel;
+pub mod put_records;
 pub mod reason;
 pub mod record;
 pub mod rules;

@@ -16,16 +16,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use pipeline_schemas::put_records::{put_calls, record_size};
 use pipeline_schemas::{DecoderConfig, RecordParser, Rejection};
 use serde_json::Value;
 
 use super::{AwsClients, delete, receive, sdk_error};
 
-/// Kinesis' limits for one `PutRecords` call and one record.
-const PUT_MAX_RECORDS: usize = 500;
-const PUT_MAX_BYTES: usize = 5 * 1024 * 1024;
-const KINESIS_MAX_RECORD_BYTES: usize = 1024 * 1024;
-const PARTITION_KEY_MAX_CHARS: usize = 256;
 /// Attempts for records that a `PutRecords` call did not accept.
 const PUT_ATTEMPTS: u32 = 5;
 
@@ -177,6 +173,8 @@ struct Pending {
     partition_key: String,
     data: Vec<u8>,
     origin: String,
+    /// What it counts for against `PutRecords`' limits (data and key).
+    size: usize,
 }
 
 /// One pass over the dead-letter queue `queue_url`, re-publishing to `stream_name`.
@@ -242,18 +240,17 @@ pub async fn redrive_poison(
                 release.push(receipt);
                 continue;
             }
-            let key_chars = letter.partition_key.chars().count();
-            if data.len() > KINESIS_MAX_RECORD_BYTES
-                || !(1..=PARTITION_KEY_MAX_CHARS).contains(&key_chars)
-            {
-                report.kept.push(format!(
-                    "{}: cannot be put to Kinesis ({} bytes, partition key of {key_chars} characters)",
-                    letter.origin,
-                    data.len()
-                ));
-                release.push(receipt);
-                continue;
-            }
+            let size = match record_size(&letter.partition_key, data.len()) {
+                Ok(size) => size,
+                Err(why) => {
+                    report.kept.push(format!(
+                        "{}: cannot be put to Kinesis: {why}",
+                        letter.origin
+                    ));
+                    release.push(receipt);
+                    continue;
+                }
+            };
             if options.dry_run {
                 report.would_republish += 1;
                 release.push(receipt);
@@ -264,6 +261,7 @@ pub async fn redrive_poison(
                 partition_key: letter.partition_key,
                 data,
                 origin: letter.origin,
+                size,
             });
         }
         for chunk in put_chunks(pending) {
@@ -294,23 +292,12 @@ pub async fn redrive_poison(
 
 /// Groups records into `PutRecords` calls within Kinesis' count and size limits.
 fn put_chunks(pending: Vec<Pending>) -> Vec<Vec<Pending>> {
-    let mut chunks: Vec<Vec<Pending>> = Vec::new();
-    let mut bytes = 0;
-    for p in pending {
-        let size = p.data.len() + p.partition_key.len();
-        let full = chunks
-            .last()
-            .is_none_or(|c| c.len() == PUT_MAX_RECORDS || bytes + size > PUT_MAX_BYTES);
-        if full {
-            chunks.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += size;
-        if let Some(last) = chunks.last_mut() {
-            last.push(p);
-        }
-    }
-    chunks
+    let sizes: Vec<usize> = pending.iter().map(|p| p.size).collect();
+    let mut rest = pending.into_iter();
+    put_calls(&sizes)
+        .into_iter()
+        .map(|call| rest.by_ref().take(call.len()).collect())
+        .collect()
 }
 
 type PutOutcome = (Vec<Pending>, Vec<(Pending, String)>);
@@ -442,18 +429,26 @@ mod tests {
     }
 
     #[test]
-    fn put_chunks_respect_the_count_and_size_limits() {
-        let p = |n: usize| Pending {
-            receipt: String::new(),
+    fn put_chunks_keep_every_record_in_order_within_the_limits() {
+        let p = |i: usize, n: usize| Pending {
+            receipt: i.to_string(),
             partition_key: "k".into(),
             data: vec![b'x'; n],
             origin: String::new(),
+            size: n + 1,
         };
-        let many: Vec<Pending> = (0..1001).map(|_| p(10)).collect();
-        let sizes: Vec<usize> = put_chunks(many).iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![500, 500, 1]);
-        let big: Vec<Pending> = (0..6).map(|_| p(1024 * 1024 - 1)).collect();
-        let sizes: Vec<usize> = put_chunks(big).iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![5, 1], "at most 5 MiB (data and keys) per call");
+        // 1,001 small records, then six of just under 1 MiB
+        let records: Vec<Pending> = (0..1001)
+            .map(|i| p(i, 10))
+            .chain((1001..1007).map(|i| p(i, 1024 * 1024 - 2)))
+            .collect();
+        let chunks = put_chunks(records);
+        let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        // the last small record and four large ones come to 4 MiB and 7 bytes;
+        // a fifth large one would bring them to 5 MiB and 6 bytes
+        assert_eq!(lens, vec![500, 500, 5, 2]);
+        let order: Vec<String> = chunks.into_iter().flatten().map(|p| p.receipt).collect();
+        let want: Vec<String> = (0..1007).map(|i: usize| i.to_string()).collect();
+        assert_eq!(order, want);
     }
 }
