@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -236,13 +237,23 @@ fn letter(seq: &str, data_len: usize) -> DeadLetter {
     }
 }
 
-#[tokio::test]
-async fn sqs_dlq_sends_letters_and_claim_checks_large_ones() {
+/// An SQS dead-letter queue on moto with a 4,096-byte message limit, its
+/// claim checks in a new bucket: the queue, its client and URL, the claim
+/// store and its bucket.
+async fn dlq_on_moto(
+    name: &str,
+) -> (
+    SqsDeadLetterQueue<S3Store>,
+    aws_sdk_sqs::Client,
+    String,
+    S3Store,
+    String,
+) {
     let sdk = sdk().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue = sqs
         .create_queue()
-        .queue_name(unique("dlq"))
+        .queue_name(unique(name))
         .send()
         .await
         .expect("create queue")
@@ -252,6 +263,85 @@ async fn sqs_dlq_sends_letters_and_claim_checks_large_ones() {
     let (s3c, bucket) = s3(None).await;
     let claims = S3Store::new(s3c, &bucket, "_dead_letters/", None);
     let dlq = SqsDeadLetterQueue::new(sqs.clone(), &queue, claims.clone(), 4096);
+    (dlq, sqs, queue, claims, bucket)
+}
+
+/// At least `n` messages from `queue` (with their attributes), or what 20
+/// receives found.
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    n: usize,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut messages = Vec::new();
+    for _ in 0..20 {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive");
+        messages.extend(got.messages().iter().cloned());
+        if messages.len() >= n {
+            break;
+        }
+    }
+    messages
+}
+
+#[tokio::test]
+async fn a_letter_whose_attributes_pass_the_limit_is_claim_checked() {
+    let (dlq, sqs, queue, _, _) = dlq_on_moto("dlq-edge").await;
+    // SQS counts the body and the reason attribute ("reason", "String",
+    // "malformed_json": 26 bytes): find the letters whose message is exactly
+    // 4,096 bytes and one byte more; the larger one's body alone is under 4,096
+    let attribute = "reason".len() + "String".len() + "malformed_json".len();
+    let body_len = |n: usize| {
+        letter(&format!("{:056}", 0), n)
+            .to_json(None)
+            .to_string()
+            .len()
+    };
+    let fits = (0..4096)
+        .rev()
+        .find(|&n| body_len(n) + attribute == 4096)
+        .expect("a letter of exactly 4,096 bytes");
+    let (at, over) = (
+        letter(&format!("{:056}", 1), fits),
+        letter(&format!("{:056}", 2), fits + 1),
+    );
+    assert!(
+        body_len(fits + 1) < 4096,
+        "the body alone is under the limit"
+    );
+    let results = dlq.send(&[at, over]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let inline: HashMap<String, bool> = receive(&sqs, &queue, 2)
+        .await
+        .iter()
+        .map(|m| {
+            let b: serde_json::Value = serde_json::from_str(m.body().expect("body")).expect("json");
+            let seq = b["sequence_number"].as_str().expect("seq").to_owned();
+            (seq, b.get("data_base64").is_some())
+        })
+        .collect();
+    assert_eq!(
+        inline.get(&format!("{:056}", 1)),
+        Some(&true),
+        "4,096 bytes go inline"
+    );
+    assert_eq!(
+        inline.get(&format!("{:056}", 2)),
+        Some(&false),
+        "4,097 bytes are claim-checked"
+    );
+}
+
+#[tokio::test]
+async fn sqs_dlq_sends_letters_and_claim_checks_large_ones() {
+    let (dlq, sqs, queue, claims, bucket) = dlq_on_moto("dlq").await;
     // 23 small letters (three SendMessageBatch calls) and one over the limit
     let mut letters: Vec<DeadLetter> = (0..23).map(|i| letter(&format!("{i:056}"), 100)).collect();
     letters.push(letter(&format!("{:056}", 99), 10_000));
@@ -259,29 +349,16 @@ async fn sqs_dlq_sends_letters_and_claim_checks_large_ones() {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 
     let mut bodies = Vec::new();
-    for _ in 0..20 {
-        let got = sqs
-            .receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .expect("receive");
-        for m in got.messages() {
-            assert_eq!(
-                m.message_attributes()
-                    .and_then(|a| a.get("reason"))
-                    .and_then(|v| v.string_value()),
-                Some("malformed_json")
-            );
-            bodies.push(
-                serde_json::from_str::<serde_json::Value>(m.body().expect("body")).expect("json"),
-            );
-        }
-        if bodies.len() >= letters.len() {
-            break;
-        }
+    for m in receive(&sqs, &queue, letters.len()).await {
+        assert_eq!(
+            m.message_attributes()
+                .and_then(|a| a.get("reason"))
+                .and_then(|v| v.string_value()),
+            Some("malformed_json")
+        );
+        bodies.push(
+            serde_json::from_str::<serde_json::Value>(m.body().expect("body")).expect("json"),
+        );
     }
     assert_eq!(bodies.len(), letters.len());
     let big = bodies
