@@ -29,14 +29,7 @@ pub fn payload(events: usize, window: bool) -> Vec<u8> {
         ..TrafficConfig::default()
     });
     let shard = kinesis::route(&records, 1).remove(0);
-    let fields = window.then(|| WindowFields {
-        start_ms: 0,
-        end_ms: 60_000,
-        shard_id: kinesis::shard_id(0),
-        state: Vec::new(),
-        is_final: true,
-        terminated_early: false,
-    });
+    let fields = window.then(|| WindowFields::first_minute(Vec::new(), true));
     kinesis::invocation_payload_with(&shard, &StreamInfo::default(), fields.as_ref())
 }
 
@@ -54,14 +47,7 @@ pub fn mid_window_payload(before: usize, events: usize) -> Vec<u8> {
     });
     let shard = kinesis::route(&records, 1).remove(0);
     let (earlier, batch) = shard.split_at(shard.len().saturating_sub(events));
-    let fields = |state: Vec<(String, String)>, is_final| WindowFields {
-        start_ms: 0,
-        end_ms: 60_000,
-        shard_id: kinesis::shard_id(0),
-        state,
-        is_final,
-        terminated_early: false,
-    };
+    let fields = WindowFields::first_minute;
     let stream = StreamInfo::default();
     let mut first =
         kinesis::invocation_payload_with(earlier, &stream, Some(&fields(Vec::new(), false)));

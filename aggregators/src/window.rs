@@ -51,12 +51,28 @@ pub enum WindowError {
     /// name in `batchItemFailures`, so the invocation fails and Lambda retries it.
     #[error("final metrics write failed: {0}")]
     FinalWriteFailed(String),
+    /// The window's aggregates alone pass Lambda's state limit (the digests
+    /// were already dropped): the window is too long for its dimensions.
+    #[error(
+        "the window's aggregates take {0} bytes, over the {STATE_BUDGET_BYTES}-byte state budget: \
+         shorten TumblingWindowInSeconds"
+    )]
+    StateTooLarge(usize),
 }
+
+/// The most a returned state may take as it travels: the JSON object
+/// `{"aggregates_v1":"..."}`, the encoded state escaped inside it. Lambda
+/// refuses a response whose state passes 1 MB, and then retries the same
+/// batch, which fails the same way, holding its shard back until its records
+/// expire. 1 MB is read as 10^6 bytes, the smaller reading.
+pub const STATE_BUDGET_BYTES: usize = 1_000_000;
 
 /// The running aggregates of one window, plus 64-bit digests of the event
 /// ids seen (for de-duplicating records a producer sent twice). Digests keep
-/// the state small: Lambda caps it at 1 MB, i.e. about 90,000 events per
-/// shard and window (size `TumblingWindowInSeconds` for that).
+/// the state small: Lambda caps it at 1 MB, i.e. about 80,000 events per
+/// shard and window within [`STATE_BUDGET_BYTES`] (size
+/// `TumblingWindowInSeconds` for that). Past it, the digests are dropped
+/// rather than the invocation failed (see [`WindowState::encode_within`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WindowState {
     /// Aggregates so far.
@@ -160,6 +176,40 @@ impl WindowState {
         }
         out.push_str("]}");
         out
+    }
+
+    /// [`WindowState::encode`], within [`STATE_BUDGET_BYTES`]: if the state
+    /// would pass it, the digests seen so far are forgotten (their number is
+    /// returned), so that the window goes on with its counts whole and only
+    /// de-duplication against the events before this point is lost. Failing
+    /// instead would stop the shard: Lambda retries the same batch, which
+    /// passes the limit again. Duplicates within one invocation are still
+    /// found, and a producer's duplicates are adjacent in the shard.
+    pub fn encode_within(&mut self, budget: usize) -> Result<(String, usize), WindowError> {
+        let encoded = self.encode();
+        if self.travelling_bytes(&encoded) <= budget {
+            return Ok((encoded, 0));
+        }
+        let forgotten = std::mem::take(&mut self.seen).len();
+        let encoded = self.encode();
+        match self.travelling_bytes(&encoded) {
+            bytes if bytes <= budget => Ok((encoded, forgotten)),
+            bytes => Err(WindowError::StateTooLarge(bytes)),
+        }
+    }
+
+    /// The bytes of `{"aggregates_v1":"<encoded, escaped>"}` for this
+    /// state's `encoded` form: its quotes and backslashes are escaped once
+    /// more. The digests are base64, which has neither, so only what follows
+    /// them is scanned.
+    fn travelling_bytes(&self, encoded: &str) -> usize {
+        const PREFIX: &str = r#"{"e":""#;
+        let digests_end = PREFIX.len() + base64_simd::STANDARD.encoded_length(self.seen.len() * 8);
+        let escapes = |b: &[u8]| b.iter().filter(|&&c| c == b'"' || c == b'\\').count();
+        let escaped = escapes(PREFIX.as_bytes())
+            + escapes(encoded.as_bytes().get(digests_end..).unwrap_or_default());
+        // {"aggregates_v1":" then the escaped state, then "}
+        r#"{"":""#.len() + STATE_KEY.len() + encoded.len() + escaped + r#""}"#.len()
     }
 
     /// Reads [`WindowState::encode`] back. The digests are borrowed from
@@ -341,6 +391,9 @@ pub struct WindowStats {
     pub error: Option<String>,
     /// Size of the returned state, bytes.
     pub state_bytes: usize,
+    /// Digests dropped to keep the state within Lambda's limit (0 almost
+    /// always): de-duplication against the events before them is lost.
+    pub digests_forgotten: usize,
 }
 
 /// The response to Lambda, and the numbers.
@@ -537,7 +590,9 @@ impl<S: MetricsSink> WindowAggregator<S> {
                 }
             }
         } else {
-            serde_json::Map::from_iter([(STATE_KEY.to_owned(), Value::String(state.encode()))])
+            let (encoded, forgotten) = state.encode_within(STATE_BUDGET_BYTES)?;
+            stats.digests_forgotten = forgotten;
+            serde_json::Map::from_iter([(STATE_KEY.to_owned(), Value::String(encoded))])
         };
         stats.state_bytes = state_out
             .values()
@@ -578,6 +633,60 @@ pub fn totals(records: &[MetricRecord]) -> Aggregates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_past_its_budget_forgets_its_digests_and_keeps_its_aggregates() {
+        let mut s = WindowState::default();
+        s.aggregates.insert(
+            SeriesKey {
+                minute_ms: 1_795_617_420_000,
+                dims: Dims {
+                    country: Dim::new("FR").expect("dim"),
+                    currency: Dim::new("EUR").expect("dim"),
+                    payment_method: Dim::new("card").expect("dim"),
+                },
+            },
+            Measures {
+                orders_created: 7,
+                ..Default::default()
+            },
+        );
+        let digests: Vec<Option<u64>> = (0..1000u64).map(Some).collect();
+        s.admit([digests.as_slice()]);
+        let whole = s.encode();
+        // within the budget: nothing forgotten, the bytes of `encode`
+        let mut within = s.clone();
+        assert_eq!(
+            within.encode_within(2 * whole.len()).ok(),
+            Some((whole.clone(), 0))
+        );
+        assert_eq!(within, s);
+        // over it: the digests go, the aggregates stay
+        let mut over = s.clone();
+        let (text, forgotten) = over
+            .encode_within(whole.len() / 2)
+            .expect("fits without digests");
+        assert_eq!(forgotten, 1000);
+        let back = WindowState::decode(&text).expect("decodes");
+        assert!(back.seen().is_empty());
+        assert_eq!(back.aggregates, s.aggregates);
+        // the budget is on the state as it travels, escaped in its JSON object
+        let object = serde_json::json!({ STATE_KEY: whole }).to_string();
+        assert_eq!(s.travelling_bytes(&whole), object.len());
+        assert!(
+            s.clone()
+                .encode_within(object.len())
+                .is_ok_and(|(_, f)| f == 0)
+        );
+        assert!(
+            s.clone()
+                .encode_within(object.len() - 1)
+                .is_ok_and(|(_, f)| f == 1000)
+        );
+        // the aggregates alone over the budget: an error that says what to do
+        let err = over.encode_within(10).expect_err("too large");
+        assert!(err.to_string().contains("TumblingWindowInSeconds"), "{err}");
+    }
 
     #[test]
     fn state_round_trips() {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use pipeline_aggregators::emulator::{WindowMapping, run_shard};
 use pipeline_aggregators::measures::add_event;
 use pipeline_aggregators::sink::FaultySink;
-use pipeline_aggregators::window::totals;
-use pipeline_aggregators::{Aggregates, LocalMetrics, WindowAggregator};
+use pipeline_aggregators::window::{STATE_BUDGET_BYTES, STATE_KEY, totals};
+use pipeline_aggregators::{Aggregates, LocalMetrics, WindowAggregator, WindowState};
 use pipeline_generator::kinesis::{self, KinesisRecord, StreamInfo};
 use pipeline_generator::rng::Rng;
 use pipeline_generator::{PoisonMix, TrafficConfig, generate};
@@ -174,14 +174,7 @@ async fn counting_on_several_threads_gives_what_one_thread_gives() {
         shard.push(again);
     }
     let brute = brute_force(std::slice::from_ref(&shard));
-    let fields = |is_final| kinesis::WindowFields {
-        start_ms: 0,
-        end_ms: 60_000,
-        shard_id: kinesis::shard_id(0),
-        state: Vec::new(),
-        is_final,
-        terminated_early: false,
-    };
+    let fields = |is_final| kinesis::WindowFields::first_minute(Vec::new(), is_final);
     let mut outcomes = Vec::new();
     for threads in [1, 2, 3] {
         let root = temp_dir(&format!("threads-{threads}"));
@@ -210,6 +203,65 @@ async fn counting_on_several_threads_gives_what_one_thread_gives() {
     }
     assert_eq!(outcomes[0], outcomes[1], "two threads");
     assert_eq!(outcomes[0], outcomes[2], "three threads");
+}
+
+#[tokio::test]
+async fn a_window_past_lambdas_state_limit_drops_its_digests_not_its_counts() {
+    // a window already holding 95,000 events' digests (about 1,013 KB encoded),
+    // then two invocations of 300 and 200 new events
+    let shard = traffic(9, 500, 1, 0.0).remove(0);
+    let mut carried = WindowState::default();
+    let digests: Vec<Option<u64>> = (0..95_000u64)
+        .map(|i| Some(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .collect();
+    carried.admit([digests.as_slice()]);
+    let fields = kinesis::WindowFields::first_minute;
+    let mut agg = WindowAggregator::new(
+        LocalMetrics::new(temp_dir("state-limit")),
+        DecoderConfig {
+            max_record_bytes: 64 * 1024,
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let state = vec![(STATE_KEY.to_owned(), carried.encode())];
+    let mut first = kinesis::invocation_payload_with(
+        &shard[..300],
+        &StreamInfo::default(),
+        Some(&fields(state, false)),
+    );
+    let first = agg
+        .process(&mut first, deadline)
+        .await
+        .expect("the invocation succeeds");
+    let s = &first.stats;
+    assert!(
+        s.digests_forgotten >= 95_000 && s.state_bytes <= STATE_BUDGET_BYTES,
+        "{s:?}"
+    );
+    let returned = first.response["state"][STATE_KEY]
+        .as_str()
+        .expect("a state");
+    assert!(
+        WindowState::decode(returned)
+            .expect("state")
+            .seen()
+            .is_empty(),
+        "the digests are dropped"
+    );
+    // the window goes on from the returned state, its counts whole
+    let state = vec![(STATE_KEY.to_owned(), returned.to_owned())];
+    let mut last = kinesis::invocation_payload_with(
+        &shard[300..],
+        &StreamInfo::default(),
+        Some(&fields(state, true)),
+    );
+    agg.process(&mut last, deadline)
+        .await
+        .expect("the window closes");
+    assert_eq!(
+        totals(&agg.sink().read_all().expect("metrics")),
+        brute_force(std::slice::from_ref(&shard))
+    );
 }
 
 #[tokio::test]

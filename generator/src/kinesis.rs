@@ -114,6 +114,21 @@ pub struct WindowFields {
     pub terminated_early: bool,
 }
 
+impl WindowFields {
+    /// The window tests and benchmarks use: the first minute after the
+    /// epoch, on shard 0, carrying `state`.
+    pub fn first_minute(state: Vec<(String, String)>, is_final: bool) -> Self {
+        WindowFields {
+            start_ms: 0,
+            end_ms: 60_000,
+            shard_id: shard_id(0),
+            state,
+            is_final,
+            terminated_early: false,
+        }
+    }
+}
+
 /// The Lambda invocation payload for `records` (one shard's batch), exactly
 /// as Lambda sends it: `{"Records":[{"kinesis":{...},"eventSource":...}]}`.
 pub fn invocation_payload(records: &[KinesisRecord], stream: &StreamInfo) -> Vec<u8> {

@@ -39,6 +39,13 @@ async fn handle(
     if let Some(error) = &s.error {
         tracing::warn!(error = %error, "final metrics write failed; the window's last batch will be retried");
     }
+    if s.digests_forgotten > 0 {
+        tracing::warn!(
+            forgotten = s.digests_forgotten,
+            "the window state reached Lambda's limit: its event id digests were dropped, so duplicates of \
+             earlier events are counted again in this window; shorten TumblingWindowInSeconds"
+        );
+    }
     let (written, requests, dropped) = s
         .sink
         .as_ref()
@@ -67,6 +74,7 @@ async fn handle(
                     {"Name": "MetricWriteRequests", "Unit": "Count"},
                     {"Name": "MetricRecordsRejected", "Unit": "Count"},
                     {"Name": "WindowStateBytes", "Unit": "Bytes"},
+                    {"Name": "DedupDigestsForgotten", "Unit": "Count"},
                     {"Name": "MetricWriteFailed", "Unit": "Count"}
                 ]
             }]},
@@ -77,6 +85,7 @@ async fn handle(
             "MetricWriteRequests": requests,
             "MetricRecordsRejected": dropped,
             "WindowStateBytes": s.state_bytes,
+            "DedupDigestsForgotten": s.digests_forgotten,
             "MetricWriteFailed": u8::from(s.error.is_some()),
         })
     );
