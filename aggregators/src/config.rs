@@ -237,6 +237,24 @@ mod tests {
     }
 
     #[test]
+    fn a_printed_configuration_never_shows_the_influx_token() {
+        let c = AggregatorConfig::from_lookup(env(&[
+            ("METRICS_SINK", "influx"),
+            ("INFLUX_URL", "https://db.example:8181"),
+            ("INFLUX_DATABASE", "metrics"),
+            ("INFLUX_TOKEN", "apiv3_s3cr3t-t0ken"),
+        ]))
+        .expect("valid");
+        let printed = format!("{c:?} {c:#?}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert!(printed.contains("<redacted>") && printed.contains("db.example"));
+        // the sink still sends it
+        assert!(
+            matches!(&c.sink, SinkChoice::Influx(i) if i.token.as_deref() == Some("apiv3_s3cr3t-t0ken"))
+        );
+    }
+
+    #[test]
     fn each_sink_is_configured_and_checked() {
         let c = AggregatorConfig::from_lookup(env(&[
             ("METRICS_SINK", "timestream"),

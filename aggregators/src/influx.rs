@@ -41,8 +41,10 @@ pub enum InfluxApi {
     },
 }
 
-/// Where and how to write.
-#[derive(Debug, Clone)]
+/// Where and how to write. Its `Debug` shows whether a token is set, never
+/// the token: a configuration printed in a log or an error message must not
+/// carry a credential.
+#[derive(Clone)]
 pub struct InfluxConfig {
     /// `https://host:8086` (no trailing slash needed).
     pub url: String,
@@ -58,6 +60,20 @@ pub struct InfluxConfig {
     pub retry: RetryPolicy,
     /// Per-request timeout.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for InfluxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfluxConfig")
+            .field("url", &self.url)
+            .field("api", &self.api)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("batch_lines", &self.batch_lines)
+            .field("gzip", &self.gzip)
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// The InfluxDB sink.
