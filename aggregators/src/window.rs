@@ -69,7 +69,7 @@ pub const STATE_BUDGET_BYTES: usize = 1_000_000;
 
 /// The running aggregates of one window, plus 64-bit digests of the event
 /// ids seen (for de-duplicating records a producer sent twice). Digests keep
-/// the state small: Lambda caps it at 1 MB, i.e. about 80,000 events per
+/// the state small: Lambda caps it at 1 MB, i.e. about 93,000 events per
 /// shard and window within [`STATE_BUDGET_BYTES`] (size
 /// `TumblingWindowInSeconds` for that). Past it, the digests are dropped
 /// rather than the invocation failed (see [`WindowState::encode_within`]).
