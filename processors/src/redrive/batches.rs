@@ -180,3 +180,26 @@ pub async fn redrive<H: RecordHandler, D: DeadLetterQueue>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::seq_cmp;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn sequence_numbers_compare_as_the_numbers_they_are() {
+        // Kinesis' are 56 digits: more than a u128 holds (39), so they are
+        // compared as text of equal length
+        let a = "49590338271490256608559692538361571095921575989136588898";
+        let b = "49590338271490256608559692540925702759324208523137515618";
+        assert_eq!(seq_cmp(a, b), Ordering::Less);
+        assert_eq!(seq_cmp(b, a), Ordering::Greater);
+        assert_eq!(seq_cmp(a, a), Ordering::Equal);
+        // they differ only past the 39th digit
+        let c = "49590338271490256608559692538361571095921575989136588899";
+        assert_eq!(seq_cmp(a, c), Ordering::Less);
+        // shorter ones (local servers number from 1) by length first
+        assert_eq!(seq_cmp("9", "10"), Ordering::Less);
+        assert_eq!(seq_cmp("100", "99"), Ordering::Greater);
+    }
+}
