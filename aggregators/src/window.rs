@@ -634,18 +634,24 @@ pub fn totals(records: &[MetricRecord]) -> Aggregates {
 mod tests {
     use super::*;
 
+    /// The series of one minute and three dimension values.
+    fn series(minute_ms: i64, country: &str, currency: &str, method: &str) -> SeriesKey {
+        let dim = |v| Dim::new(v).expect("dim");
+        SeriesKey {
+            minute_ms,
+            dims: Dims {
+                country: dim(country),
+                currency: dim(currency),
+                payment_method: dim(method),
+            },
+        }
+    }
+
     #[test]
     fn a_state_past_its_budget_forgets_its_digests_and_keeps_its_aggregates() {
         let mut s = WindowState::default();
         s.aggregates.insert(
-            SeriesKey {
-                minute_ms: 1_795_617_420_000,
-                dims: Dims {
-                    country: Dim::new("FR").expect("dim"),
-                    currency: Dim::new("EUR").expect("dim"),
-                    payment_method: Dim::new("card").expect("dim"),
-                },
-            },
+            series(1_795_617_420_000, "FR", "EUR", "card"),
             Measures {
                 orders_created: 7,
                 ..Default::default()
@@ -692,14 +698,7 @@ mod tests {
     fn state_round_trips() {
         let mut s = WindowState::default();
         s.aggregates.insert(
-            SeriesKey {
-                minute_ms: 1_795_617_420_000,
-                dims: Dims {
-                    country: Dim::new("DE").expect("dim"),
-                    currency: Dim::new("EUR").expect("dim"),
-                    payment_method: Dim::new("card").expect("dim"),
-                },
-            },
+            series(1_795_617_420_000, "DE", "EUR", "card"),
             Measures {
                 payments_succeeded: 3,
                 payment_revenue_cents: 9000,
@@ -746,16 +745,8 @@ mod tests {
             (1_795_617_480_000, "US", "USD", "-", 7),
             (1_795_617_480_000, "A\"\\\u{1}\u{7f}é", "", "x", u64::MAX),
         ] {
-            let dim = |v| Dim::new(v).expect("dim");
             s.aggregates.insert(
-                SeriesKey {
-                    minute_ms,
-                    dims: Dims {
-                        country: dim(country),
-                        currency: dim(currency),
-                        payment_method: dim(method),
-                    },
-                },
+                series(minute_ms, country, currency, method),
                 Measures {
                     orders_created: 1,
                     payments_succeeded: n,
@@ -776,14 +767,7 @@ mod tests {
         let all: String = (0u8..0x20).map(char::from).collect();
         let mut controls = WindowState::default();
         controls.aggregates.insert(
-            SeriesKey {
-                minute_ms: -1,
-                dims: Dims {
-                    country: Dim::new(&all[..15]).expect("dim"),
-                    currency: Dim::new(&all[15..30]).expect("dim"),
-                    payment_method: Dim::new(&all[30..]).expect("dim"),
-                },
-            },
+            series(-1, &all[..15], &all[15..30], &all[30..]),
             Measures::default(),
         );
         let text = controls.encode();

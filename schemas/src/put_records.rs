@@ -29,13 +29,18 @@ pub enum Unputtable {
     TooLarge(usize),
 }
 
+/// The bytes a record counts for against the limits: its data and its key.
+pub fn counted_bytes(partition_key: &str, data_len: usize) -> usize {
+    data_len.saturating_add(partition_key.len())
+}
+
 /// The bytes a record counts for against the limits, or why it cannot be put.
 pub fn record_size(partition_key: &str, data_len: usize) -> Result<usize, Unputtable> {
     let chars = partition_key.chars().count();
     if !(1..=MAX_PARTITION_KEY_CHARS).contains(&chars) {
         return Err(Unputtable::PartitionKey(chars));
     }
-    let size = data_len.saturating_add(partition_key.len());
+    let size = counted_bytes(partition_key, data_len);
     if size > MAX_RECORD_BYTES {
         return Err(Unputtable::TooLarge(size));
     }

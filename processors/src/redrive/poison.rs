@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use pipeline_schemas::put_records::{put_calls, record_size};
+use pipeline_schemas::put_records::{counted_bytes, put_calls, record_size};
 use pipeline_schemas::{DecoderConfig, RecordParser, Rejection};
 use serde_json::Value;
 
@@ -173,8 +173,6 @@ struct Pending {
     partition_key: String,
     data: Vec<u8>,
     origin: String,
-    /// What it counts for against `PutRecords`' limits (data and key).
-    size: usize,
 }
 
 /// One pass over the dead-letter queue `queue_url`, re-publishing to `stream_name`.
@@ -240,17 +238,14 @@ pub async fn redrive_poison(
                 release.push(receipt);
                 continue;
             }
-            let size = match record_size(&letter.partition_key, data.len()) {
-                Ok(size) => size,
-                Err(why) => {
-                    report.kept.push(format!(
-                        "{}: cannot be put to Kinesis: {why}",
-                        letter.origin
-                    ));
-                    release.push(receipt);
-                    continue;
-                }
-            };
+            if let Err(why) = record_size(&letter.partition_key, data.len()) {
+                report.kept.push(format!(
+                    "{}: cannot be put to Kinesis: {why}",
+                    letter.origin
+                ));
+                release.push(receipt);
+                continue;
+            }
             if options.dry_run {
                 report.would_republish += 1;
                 release.push(receipt);
@@ -261,7 +256,6 @@ pub async fn redrive_poison(
                 partition_key: letter.partition_key,
                 data,
                 origin: letter.origin,
-                size,
             });
         }
         for chunk in put_chunks(pending) {
@@ -292,7 +286,10 @@ pub async fn redrive_poison(
 
 /// Groups records into `PutRecords` calls within Kinesis' count and size limits.
 fn put_chunks(pending: Vec<Pending>) -> Vec<Vec<Pending>> {
-    let sizes: Vec<usize> = pending.iter().map(|p| p.size).collect();
+    let sizes: Vec<usize> = pending
+        .iter()
+        .map(|p| counted_bytes(&p.partition_key, p.data.len()))
+        .collect();
     let mut rest = pending.into_iter();
     put_calls(&sizes)
         .into_iter()
@@ -435,7 +432,6 @@ mod tests {
             partition_key: "k".into(),
             data: vec![b'x'; n],
             origin: String::new(),
-            size: n + 1,
         };
         // 1,001 small records, then six of just under 1 MiB
         let records: Vec<Pending> = (0..1001)
