@@ -269,8 +269,8 @@ class Archiver:
         objects = {}
         for (table, partition), rows in self.rows.items():
             schema = SCHEMAS[table]
-            columns = {name: [r.get(name) for r in rows] for name in schema.names}
-            arrow = pa.Table.from_pydict(columns, schema=schema)
+            # pyarrow reads the row dicts in C++ (a struct array), not a Python loop per column
+            arrow = pa.Table.from_batches([pa.RecordBatch.from_struct_array(pa.array(rows, type=pa.struct(schema)))])
             buf = io.BytesIO()
             pq.write_table(arrow, buf, compression="zstd", compression_level=1, write_statistics=True)
             objects[f"{table}/{partition}/part.parquet"] = buf.getvalue()
