@@ -279,6 +279,44 @@ async fn an_invocation_without_a_window_is_refused() {
     assert!(err.to_string().contains("TumblingWindowInSeconds"));
 }
 
+/// A state this build cannot read (a rollback across a change of its format)
+/// must fail the invocation, so Lambda retries it and the alarm fires, rather
+/// than close the window with counts that start from nothing.
+#[tokio::test]
+async fn a_window_state_this_build_cannot_read_fails_the_invocation_and_writes_nothing() {
+    let shard = traffic(4, 40, 1, 0.0).remove(0);
+    let dir = temp_dir("bad-state");
+    let mut agg = WindowAggregator::new(LocalMetrics::new(dir.clone()), DecoderConfig::default());
+    let unsorted = {
+        let mut s = WindowState::default();
+        s.admit([[Some(1u64), Some(2)].as_slice()]);
+        // the same digests, their base64 swapped into descending order
+        let encoded = s.encode();
+        assert!(encoded.contains("AQAAAAAAAAACAAAAAAAAAA=="), "{encoded}");
+        encoded.replace("AQAAAAAAAAACAAAAAAAAAA==", "AgAAAAAAAAABAAAAAAAAAA==")
+    };
+    for bad in ["not a state", "{\"s\":[],\"e\":\"!!\"}", unsorted.as_str()] {
+        let state = vec![(STATE_KEY.to_owned(), bad.to_owned())];
+        let mut payload = kinesis::invocation_payload_with(
+            &shard,
+            &StreamInfo::default(),
+            Some(&kinesis::WindowFields::first_minute(state, true)),
+        );
+        let err = agg
+            .process(&mut payload, Instant::now() + Duration::from_secs(5))
+            .await
+            .expect_err("an unreadable state is an error");
+        assert!(
+            err.to_string().starts_with("window state is unreadable"),
+            "{bad}: {err}"
+        );
+    }
+    assert!(
+        agg.sink().read_all().expect("metrics").is_empty(),
+        "no metric records from a window whose earlier counts are unknown"
+    );
+}
+
 /// The dashboards name only measures the aggregator writes, and always sum.
 #[test]
 fn dashboards_use_the_measure_names_we_write() {
