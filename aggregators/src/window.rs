@@ -550,14 +550,20 @@ impl<S: MetricsSink> WindowAggregator<S> {
         let window = window.ok_or(WindowError::NoWindow)?;
         // the state as it came is also the answer when the final write
         // fails (this batch is retried from it), so it is decoded, not cloned
-        let mut state = window
-            .state
-            .iter()
-            .find(|(k, _)| *k == STATE_KEY)
-            .map(|(_, v)| WindowState::decode(v))
-            .transpose()
-            .map_err(WindowError::BadState)?
-            .unwrap_or_default();
+        // a window starts with an empty state and we write only STATE_KEY, so
+        // anything else was written by another build (a rollback across a
+        // format change): counting from zero would under-count silently
+        let mut state = match window.state.iter().find(|(k, _)| *k == STATE_KEY) {
+            Some((_, v)) => WindowState::decode(v).map_err(WindowError::BadState)?,
+            None => match window.state.first() {
+                None => WindowState::default(),
+                Some((key, _)) => {
+                    return Err(WindowError::BadState(format!(
+                        "it holds {key:?}, not {STATE_KEY:?}: written by another build"
+                    )));
+                }
+            },
+        };
         let mut stats = WindowStats {
             records_in: records,
             ..WindowStats::default()

@@ -279,8 +279,8 @@ async fn an_invocation_without_a_window_is_refused() {
     assert!(err.to_string().contains("TumblingWindowInSeconds"));
 }
 
-/// A state this build cannot read (a rollback across a change of its format)
-/// must fail the invocation, so Lambda retries it and the alarm fires, rather
+/// A state this build cannot read (a rollback across a change of its format,
+/// whether under our key or a later one) must fail the invocation, so Lambda retries it and the alarm fires, rather
 /// than close the window with counts that start from nothing.
 #[tokio::test]
 async fn a_window_state_this_build_cannot_read_fails_the_invocation_and_writes_nothing() {
@@ -295,8 +295,15 @@ async fn a_window_state_this_build_cannot_read_fails_the_invocation_and_writes_n
         assert!(encoded.contains("AQAAAAAAAAACAAAAAAAAAA=="), "{encoded}");
         encoded.replace("AQAAAAAAAAACAAAAAAAAAA==", "AgAAAAAAAAABAAAAAAAAAA==")
     };
-    for bad in ["not a state", "{\"s\":[],\"e\":\"!!\"}", unsorted.as_str()] {
-        let state = vec![(STATE_KEY.to_owned(), bad.to_owned())];
+    let states = [
+        (STATE_KEY, "not a state"),
+        (STATE_KEY, "{\"s\":[],\"e\":\"!!\"}"),
+        (STATE_KEY, unsorted.as_str()),
+        // a later build's format under its own key
+        ("aggregates_v2", "{}"),
+    ];
+    for (key, bad) in states {
+        let state = vec![(key.to_owned(), bad.to_owned())];
         let mut payload = kinesis::invocation_payload_with(
             &shard,
             &StreamInfo::default(),
