@@ -11,7 +11,11 @@ is justified next to its resource), and the template agrees with the code:
 - every alarm names a runbook section that docs/operations.md has;
 - samconfig.toml deploys dev, staging and prod.
 
-Usage: python3 scripts/check_template.py (from the repository root).
+With `--metrics-read`, it prints instead, as JSON, which of the functions' own EMF metrics
+the alarms and the dashboard read ({"namespace": ..., "binaries": {binary: [metric, ...]}}),
+and scripts/lambda_runtime_test.sh checks that each binary emits every one of them.
+
+Usage: python3 scripts/check_template.py [--metrics-read] (from the repository root).
 """
 
 import json
@@ -32,6 +36,66 @@ def check(cond, what):
         failures.append(what)
 
 
+template, matches = decode(TEMPLATE)
+if matches:
+    sys.exit(f"{TEMPLATE} does not parse: {matches}")
+resources = template["Resources"]
+globals_fn = template["Globals"]["Function"]
+functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def ref_name(value):
+    """The logical id a `!Ref`/`!GetAtt` (or a `${Name}` of a `!Sub`) points at."""
+    if isinstance(value, dict):
+        value = value.get("Ref") or value.get("Fn::GetAtt", [None])[0]
+    return value
+
+
+def dashboard_rows(body):
+    """Each metric row of the dashboard's widgets, with CloudWatch's "." (the previous
+    row's item at that place) and "..." (the previous row's leading items) expanded."""
+    text = body["Fn::Sub"] if isinstance(body, dict) else body
+    text = re.sub(r"\$\{([A-Za-z0-9]+)(\.[A-Za-z]+)?\}", lambda m: m.group(1), text)
+    for widget in json.loads(text)["widgets"]:
+        previous = []
+        for row in widget.get("properties", {}).get("metrics", []):
+            row = [x for x in row if not isinstance(x, dict)]  # rendering options
+            if row and row[0] == "...":
+                row = previous[: len(previous) - len(row) + 1] + row[1:]
+            row = [previous[i] if x == "." else x for i, x in enumerate(row)]
+            previous = row
+            yield row
+
+
+def metrics_read():
+    """{function logical id: {metric names}} of the functions' own namespace, read by
+    the alarms and the dashboard under the `FunctionName` dimension."""
+    namespace = globals_fn["Environment"]["Variables"]["METRICS_NAMESPACE"]
+    read = {}
+    for res in resources.values():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::CloudWatch::Alarm" and props.get("Namespace") == namespace:
+            for d in props.get("Dimensions", []):
+                if d["Name"] == "FunctionName":
+                    read.setdefault(ref_name(d["Value"]), set()).add(props["MetricName"])
+        if res["Type"] == "AWS::CloudWatch::Dashboard":
+            for row in dashboard_rows(props["DashboardBody"]):
+                if row[0] == namespace:
+                    dims = dict(zip(row[2::2], row[3::2]))
+                    read.setdefault(dims.get("FunctionName"), set()).add(row[1])
+    return namespace, read
+
+
+if sys.argv[1:] == ["--metrics-read"]:
+    namespace, read = metrics_read()
+    binary_of = {name: fn["Metadata"]["BuildProperties"]["Binary"] for name, fn in functions.items()}
+    unknown = set(read) - set(binary_of)
+    if unknown:
+        sys.exit(f"alarms or the dashboard read {namespace} metrics of no function: {sorted(map(str, unknown))}")
+    print(json.dumps({"namespace": namespace,
+                      "binaries": {binary_of[f]: sorted(names) for f, names in sorted(read.items())}}))
+    sys.exit(0)
+
 lint = subprocess.run(["cfn-lint", TEMPLATE], capture_output=True, text=True)
 check(lint.returncode == 0, "cfn-lint: no errors or warnings" + (f"\n{lint.stdout}{lint.stderr}" if lint.returncode else ""))
 
@@ -51,11 +115,6 @@ try:
 except (json.JSONDecodeError, KeyError, TypeError) as e:
     check(False, f"checkov ran ({e}): {scan.stdout[-2000:]}{scan.stderr[-2000:]}")
 
-template, matches = decode(TEMPLATE)
-check(not matches, f"template parses {matches}")
-resources = template["Resources"]
-globals_fn = template["Globals"]["Function"]
-functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
 
 for name, fn in functions.items():
     for skip in fn.get("Metadata", {}).get("checkov", {}).get("skip", []):

@@ -14,6 +14,9 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 # the Python peer in its own environment, at the versions its figures were measured with
 python3 -m venv target/peer-venv
 target/peer-venv/bin/pip install --quiet --disable-pip-version-check -r benches/python/requirements.txt
+# cfn-lint's template reader, for the metrics the template's alarms and dashboard read
+python3 -m venv target/infra-lint
+target/infra-lint/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-infra-lint.txt
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -104,6 +107,9 @@ COMPACT_PORT=$(free_port)
 watch pipeline-processors lake-compactor "$COMPACT_PORT" "LAKE_URI=file://$WORK/lake" "$WORK/watch-compact.log"
 cargo lambda invoke lake-compactor -P "$COMPACT_PORT" --data-file "$WORK/compact.json" > "$WORK/compact.response"
 
+# which of the functions' own metrics the template's alarms and dashboard read
+target/infra-lint/bin/python scripts/check_template.py --metrics-read > "$WORK/metrics-read.json"
+
 # the Python peer of the benchmarks on the mixed invocation, with the function's record limit
 MAX_RECORD_BYTES=65536 target/peer-venv/bin/python benches/python/powertools_peer.py \
   "$WORK/mixed/invocation-00000.json" 1 --verdicts "$WORK/peer-mixed.json" --lake "$WORK/peer-lake"
@@ -155,6 +161,25 @@ check(created > 0 and written == created, f"aggregator: {written} orders counted
 logs = "".join(open(p).read() for p in glob.glob(f"{work}/watch-*.log"))
 check('"requestId"' in logs and '"xrayTraceId"' in logs, "logs carry the request id and the X-Ray trace id")
 check('"CloudWatchMetrics"' in logs, "EMF metric lines are printed")
+# every EMF line is one CloudWatch extracts (each declared metric a number, each
+# dimension a string), and each function emits every metric its alarms and dashboard read
+read = json.load(open(f"{work}/metrics-read.json"))
+emitted, malformed = {}, []
+for line in logs.splitlines():
+    if '"_aws"' not in line:
+        continue
+    doc = json.loads(line[line.index("{"):])
+    for directive in doc["_aws"]["CloudWatchMetrics"]:
+        names = [m["Name"] for m in directive["Metrics"]]
+        malformed += [n for n in names if not isinstance(doc.get(n), (int, float))]
+        malformed += [d for dims in directive["Dimensions"] for d in dims if not isinstance(doc.get(d), str)]
+        if directive["Namespace"] == read["namespace"]:
+            emitted.setdefault(doc.get("FunctionName"), set()).update(names)
+check(emitted and not malformed, f"EMF lines of {sorted(emitted)} declare only members they carry: {malformed[:3]}")
+for binary, names in read["binaries"].items():
+    missing = sorted(set(names) - emitted.get(binary, set()))
+    check(not missing, f"{binary} emits the {len(names)} {read['namespace']} metrics its alarms and dashboard "
+          f"read (missing: {missing})")
 # an independent reader over the archiver's own files (not the compactor's):
 # every column of every row decoded, random ids in their own encoding
 written_files = glob.glob(f"{work}/lake-as-written/*/**/*.parquet", recursive=True)

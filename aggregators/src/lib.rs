@@ -5,9 +5,11 @@
 //! - [`measures`]: the dashboard contract: dimensions and measure names.
 //! - [`window`]: the tumbling-window aggregator and why it is correct under retries.
 //! - [`sink`]: the sink port and the local adapter; [`timestream`] and [`influx`] the others.
+//! - [`emf`]: the function's own operational metrics, as EMF log lines.
 
 #[cfg(all(feature = "aws", feature = "influx"))]
 pub mod config;
+pub mod emf;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 #[cfg(feature = "influx")]

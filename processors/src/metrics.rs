@@ -38,6 +38,20 @@ pub fn emf_line(namespace: &str, function: &str, stats: &InvocationStats, now_ms
     for (name, n) in reason_names.iter().zip(stats.dead_lettered.values()) {
         metrics.push((name.as_str(), *n as f64, "Count"));
     }
+    emf_document(namespace, function, &metrics, now_ms)
+}
+
+/// One EMF line with `FunctionName` as its only dimension: every function of
+/// the pipeline writes its metrics through this, so that the template's alarms
+/// and dashboard find each of them under the same namespace and dimension.
+/// `metrics` are (name, value, CloudWatch unit); each is declared in the
+/// `_aws` directive and carried as a top-level member, as EMF requires.
+pub fn emf_document(
+    namespace: &str,
+    function: &str,
+    metrics: &[(&str, f64, &str)],
+    now_ms: i64,
+) -> String {
     let mut doc = Map::new();
     doc.insert(
         "_aws".into(),
@@ -51,7 +65,7 @@ pub fn emf_line(namespace: &str, function: &str, stats: &InvocationStats, now_ms
         }),
     );
     doc.insert("FunctionName".into(), Value::from(function));
-    for (name, value, _) in &metrics {
+    for (name, value, _) in metrics {
         doc.insert((*name).to_owned(), json!(value));
     }
     Value::Object(doc).to_string()

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use lambda_runtime::Context;
 use pipeline_aggregators::WindowAggregator;
 use pipeline_aggregators::config::{AggregatorConfig, AnySink};
+use pipeline_aggregators::emf::emf_line;
 use pipeline_processors::runtime::{deadline, init_json_logs, now_ms, run_raw};
 use pipeline_schemas::DecoderConfig;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 struct State {
     aggregator: tokio::sync::Mutex<WindowAggregator<AnySink>>,
@@ -63,31 +64,7 @@ async fn handle(
     );
     println!(
         "{}",
-        json!({
-            "_aws": {"Timestamp": now_ms(), "CloudWatchMetrics": [{
-                "Namespace": state.namespace,
-                "Dimensions": [["FunctionName"]],
-                "Metrics": [
-                    {"Name": "EventsCounted", "Unit": "Count"},
-                    {"Name": "DuplicatesSkipped", "Unit": "Count"},
-                    {"Name": "MetricRecordsWritten", "Unit": "Count"},
-                    {"Name": "MetricWriteRequests", "Unit": "Count"},
-                    {"Name": "MetricRecordsRejected", "Unit": "Count"},
-                    {"Name": "WindowStateBytes", "Unit": "Bytes"},
-                    {"Name": "DedupDigestsForgotten", "Unit": "Count"},
-                    {"Name": "MetricWriteFailed", "Unit": "Count"}
-                ]
-            }]},
-            "FunctionName": state.function,
-            "EventsCounted": s.counted,
-            "DuplicatesSkipped": s.duplicates,
-            "MetricRecordsWritten": written,
-            "MetricWriteRequests": requests,
-            "MetricRecordsRejected": dropped,
-            "WindowStateBytes": s.state_bytes,
-            "DedupDigestsForgotten": s.digests_forgotten,
-            "MetricWriteFailed": u8::from(s.error.is_some()),
-        })
+        emf_line(&state.namespace, &state.function, s, now_ms())
     );
     Ok(outcome.response)
 }
