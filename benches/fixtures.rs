@@ -13,7 +13,7 @@ use pipeline_aggregators::{MetricRecord, MetricsSink, SinkError, SinkReport, Win
 use pipeline_generator::kinesis::{self, StreamInfo, WindowFields};
 use pipeline_generator::{TrafficConfig, generate};
 use pipeline_processors::{
-    BatchProcessor, Codec, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig,
+    BatchProcessor, Codec, DeadLetter, DeadLetterQueue, DlqError, LakeArchiver, LakeConfig, Listed,
     ObjectStore, PutOptions, PutOutcome, RetryPolicy, StoreError,
 };
 use pipeline_schemas::DecoderConfig;
@@ -78,7 +78,7 @@ impl ObjectStore for NullStore {
     async fn get(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
         Ok(None)
     }
-    async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
+    async fn list_sized(&self, _: &str) -> Result<Vec<Listed>, StoreError> {
         Ok(Vec::new())
     }
     async fn delete(&self, _: &str) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use pipeline_processors::LocalStore;
-use pipeline_processors::lake::compact::compact_table;
+use pipeline_processors::lake::compact::{CompactionSizes, compact_table};
 use pipeline_schemas::lake::Table;
 
 /// Options of `pipeline compact`.
@@ -20,12 +20,17 @@ pub async fn compact_lake(out: &Path) -> anyhow::Result<(usize, usize)> {
     let store = LocalStore::new(out.join("lake"));
     let (mut before, mut after) = (0, 0);
     for table in Table::ALL {
-        for c in compact_table(&store, table).await? {
+        for c in compact_table(&store, table, CompactionSizes::default()).await? {
             before += c.files_in;
-            after += 1;
+            after += c.keys.len();
             println!(
-                "compacted {}: {} files, {} rows -> 1 file, {} rows",
-                c.partition, c.files_in, c.rows_in, c.rows_out
+                "compacted {}: {} files, {} rows -> {} file(s), {} rows ({} big enough, kept)",
+                c.partition,
+                c.files_in,
+                c.rows_in,
+                c.keys.len(),
+                c.rows_out,
+                c.files_kept
             );
         }
     }

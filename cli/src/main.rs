@@ -30,7 +30,7 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run the SQL reports over a lake: CSV, JSON and one HTML page.
     Report(report::ReportArgs),
-    /// Merge each partition's small files into one, dropping duplicate event ids.
+    /// Merge each partition's small files into files of about 128 MB, dropping duplicate event ids.
     Compact(compact::CompactArgs),
     /// Re-run the archiver over a shard of a previous run from a sequence number.
     Replay(replay::ReplayArgs),

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 
 use crate::dlq::{DeadLetter, DeadLetterQueue, DlqError};
-use crate::store::{ObjectStore, PutOptions, PutOutcome, StoreError};
+use crate::store::{Listed, ObjectStore, PutOptions, PutOutcome, StoreError};
 
 /// SQS' classic message size limit. Letters larger than the configured limit
 /// are stored in S3 and the message carries a pointer (claim check).
@@ -174,7 +174,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list_sized(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let mut keys = Vec::new();
         let mut pages = self
             .client
@@ -187,11 +187,14 @@ impl ObjectStore for S3Store {
             let page = page.map_err(|e| self.store_error("list", prefix, e))?;
             for obj in page.contents() {
                 if let Some(k) = obj.key().and_then(|k| k.strip_prefix(self.prefix.as_str())) {
-                    keys.push(k.to_owned());
+                    keys.push(Listed {
+                        key: k.to_owned(),
+                        size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    });
                 }
             }
         }
-        keys.sort();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(keys)
     }
 

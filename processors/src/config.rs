@@ -11,7 +11,7 @@ use crate::aws::{S3Store, SQS_MAX_MESSAGE_BYTES, SqsDeadLetterQueue, s3_client, 
 use crate::dlq::{DeadLetter, DeadLetterQueue, DlqError, LocalDeadLetters};
 use crate::lake::{Codec, LakeConfig};
 use crate::retry::RetryPolicy;
-use crate::store::{LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};
+use crate::store::{Listed, LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};
 
 pub use crate::settings::ConfigError;
 
@@ -309,10 +309,10 @@ impl ObjectStore for AnyStore {
             AnyStore::Local(s) => s.get(key).await,
         }
     }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list_sized(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         match self {
-            AnyStore::S3(s) => s.list(prefix).await,
-            AnyStore::Local(s) => s.list(prefix).await,
+            AnyStore::S3(s) => s.list_sized(prefix).await,
+            AnyStore::Local(s) => s.list_sized(prefix).await,
         }
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

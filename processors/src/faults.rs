@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 
 use crate::dlq::{DeadLetter, DeadLetterQueue, DlqError};
-use crate::store::{ObjectStore, PutOptions, PutOutcome, StoreError};
+use crate::store::{Listed, ObjectStore, PutOptions, PutOutcome, StoreError};
 
 /// When a wrapped call fails.
 #[derive(Debug)]
@@ -137,8 +137,8 @@ impl<S: ObjectStore> ObjectStore for FaultyStore<S> {
         self.inner.get(key).await
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix).await
+    async fn list_sized(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        self.inner.list_sized(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -38,4 +38,4 @@ pub use batch::{
 pub use dlq::{DeadLetter, DeadLetterQueue, DlqError, LocalDeadLetters};
 pub use lake::{Codec, LakeArchiver, LakeConfig};
 pub use retry::RetryPolicy;
-pub use store::{LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};
+pub use store::{Listed, LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};

@@ -47,6 +47,16 @@ pub struct PutOptions {
     pub content_type: &'static str,
 }
 
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The key, relative to the store's root.
+    pub key: String,
+    /// Its size in bytes: compaction decides from it, without reading the
+    /// object, whether a file is already big enough to be left alone.
+    pub size: u64,
+}
+
 /// An object store. Keys are relative to the store's root (bucket + prefix
 /// for S3, a folder locally) and use `/` separators.
 pub trait ObjectStore: Send + Sync {
@@ -61,8 +71,19 @@ pub trait ObjectStore: Send + Sync {
     /// Reads an object; `None` if absent.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
 
+    /// The objects under `prefix` with their sizes, sorted by key.
+    fn list_sized(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send;
+
     /// Keys under `prefix`, sorted.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async move {
+            let listed = self.list_sized(prefix).await?;
+            Ok(listed.into_iter().map(|l| l.key).collect())
+        }
+    }
 
     /// Deletes an object (absent is fine).
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -145,7 +166,7 @@ fn put_file(path: &Path, body: &[u8], if_absent: bool) -> Result<PutOutcome, Sto
     outcome
 }
 
-fn list_dir(root: &Path, prefix: &str) -> Result<Vec<String>, StoreError> {
+fn list_dir(root: &Path, prefix: &str) -> Result<Vec<Listed>, StoreError> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -168,11 +189,12 @@ fn list_dir(root: &Path, prefix: &str) -> Result<Vec<String>, StoreError> {
             } else if key.starts_with(prefix)
                 && !key.rsplit('/').next().unwrap_or("").starts_with('.')
             {
-                out.push(key);
+                let size = entry.metadata().map_err(io)?.len();
+                out.push(Listed { key, size });
             }
         }
     }
-    out.sort();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }
 
@@ -198,7 +220,7 @@ impl ObjectStore for LocalStore {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list_sized(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();
         tokio::task::spawn_blocking(move || list_dir(&root, &prefix))
@@ -265,6 +287,13 @@ mod tests {
         );
         assert_eq!(store.get(key).await, Ok(Some(Bytes::from_static(b"two"))));
         assert_eq!(store.list("t/").await, Ok(vec![key.to_owned()]));
+        assert_eq!(
+            store.list_sized("t/").await,
+            Ok(vec![Listed {
+                key: key.to_owned(),
+                size: 3
+            }])
+        );
         assert_eq!(store.list("u/").await, Ok(vec![]));
         assert_eq!(store.get("t/none").await, Ok(None));
     }

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use common::*;
 use pipeline_processors::aws::{S3Store, SqsDeadLetterQueue};
 use pipeline_processors::{
-    BatchProcessor, DeadLetter, DeadLetterQueue, LakeArchiver, LakeConfig, ObjectStore, PutOptions,
-    PutOutcome, RetryPolicy, StoreError,
+    BatchProcessor, DeadLetter, DeadLetterQueue, LakeArchiver, LakeConfig, Listed, ObjectStore,
+    PutOptions, PutOutcome, RetryPolicy, StoreError,
 };
 use pipeline_schemas::DecoderConfig;
 
@@ -137,6 +137,14 @@ async fn s3_store_puts_conditionally_with_sse_kms_and_reads_back() {
     assert_eq!(store.get(key).await, Ok(Some(Bytes::from_static(b"one"))));
     assert_eq!(store.get("missing").await, Ok(None));
     assert_eq!(store.list("order_events/").await, Ok(vec![key.to_owned()]));
+    assert_eq!(
+        store.list_sized("order_events/").await,
+        Ok(vec![Listed {
+            key: key.to_owned(),
+            size: 3
+        }]),
+        "compaction decides from the listed size"
+    );
     let head = client
         .head_object()
         .bucket(&bucket)

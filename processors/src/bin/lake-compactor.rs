@@ -1,12 +1,13 @@
 //! The `lake-compactor` Lambda (EventBridge schedule, hourly): merges the
-//! small files the archiver writes (one per invocation and partition) into one
-//! file per partition, dropping duplicate `event_id`s from retries, for the
-//! partitions of the last `COMPACT_HOURS` hours (default 3). Configured by
-//! `LAKE_URI` (and `KMS_KEY_ID` for SSE-KMS). A manual invocation may widen
-//! or move the window for a backfill: `{"hours": 48}`, or
+//! small files the archiver writes (one per invocation and partition) into
+//! files of about `COMPACT_FILE_MB` (default 128; files of a quarter of that
+//! or more are left alone), dropping duplicate `event_id`s from retries, for
+//! the partitions of the last `COMPACT_HOURS` hours (default 3). Configured by
+//! `LAKE_URI` (and `KMS_KEY_ID` for SSE-KMS). A manual invocation may widen or
+//! move the window for a backfill: `{"hours": 48}`, or
 //! `{"start": "2026-11-20T00:00:00Z", "hours": 24}`.
 //!
-//! Readers are never affected: the merged file is written before its inputs
+//! Readers are never affected: the merged files are written before their inputs
 //! are deleted, and every query de-duplicates by `event_id` (see
 //! `pipeline_processors::lake::compact`).
 
@@ -15,13 +16,17 @@
 use anyhow::Context as _;
 use bytes::Bytes;
 use pipeline_processors::config::{AnyStore, Location};
-use pipeline_processors::lake::compact::compact_hours;
+use pipeline_processors::lake::compact::{CompactionSizes, compact_hours};
 use pipeline_processors::runtime::{init_json_logs, now_ms, run_raw};
 use pipeline_schemas::lake::Table;
 use serde_json::{Value, json};
 
 /// The most hours one invocation compacts (a week).
 const MAX_HOURS: i64 = 168;
+
+/// Merged files' sizes, MB: from 1 (tests) to 1,024 (Athena's gain ends
+/// well before; a merged file is held in memory until it is stored).
+const FILE_MB: std::ops::RangeInclusive<u64> = 1..=1024;
 
 /// The hours to compact, `(first, last)` in epoch milliseconds: the last
 /// `default` hours up to `now`, unless the event asks for another window.
@@ -61,25 +66,37 @@ async fn main() -> anyhow::Result<()> {
             .filter(|h| (1..=MAX_HOURS).contains(h))
             .with_context(|| format!("COMPACT_HOURS={v}: an integer from 1 to {MAX_HOURS}"))?,
     };
+    let sizes = match var("COMPACT_FILE_MB") {
+        None => CompactionSizes::default(),
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|mb| FILE_MB.contains(mb))
+            .map(|mb: u64| CompactionSizes::with_target(mb << 20))
+            .with_context(|| format!("COMPACT_FILE_MB={v}: an integer from 1 to 1024"))?,
+    };
     let path_style = var("S3_FORCE_PATH_STYLE").as_deref() == Some("true");
     let store = AnyStore::open(&lake, var("KMS_KEY_ID"), path_style).await;
     run_raw(move |body, _context| {
         let store = store.clone();
         async move {
             let (from, to) = window_of(&body, hours, now_ms())?;
-            let (mut partitions, mut files_in, mut rows_in, mut rows_out) = (0, 0, 0, 0);
+            let (mut partitions, mut files_in, mut files_out, mut rows_in, mut rows_out) =
+                (0, 0, 0, 0, 0);
             for table in Table::ALL {
-                for c in compact_hours(&store, table, from, to).await? {
-                    tracing::info!(partition = %c.partition, files_in = c.files_in, rows_in = c.rows_in, rows_out = c.rows_out, "compacted");
+                for c in compact_hours(&store, table, from, to, sizes).await? {
+                    tracing::info!(partition = %c.partition, files_in = c.files_in, files_out = c.keys.len(),
+                        files_kept = c.files_kept, rows_in = c.rows_in, rows_out = c.rows_out, "compacted");
                     partitions += 1;
                     files_in += c.files_in;
+                    files_out += c.keys.len();
                     rows_in += c.rows_in;
                     rows_out += c.rows_out;
                 }
             }
-            tracing::info!(from, to, partitions, files_in, rows_in, rows_out, "compaction run");
+            tracing::info!(from, to, partitions, files_in, files_out, rows_in, rows_out, "compaction run");
             Ok(json!({
-                "partitions": partitions, "files_in": files_in,
+                "partitions": partitions, "files_in": files_in, "files_out": files_out,
                 "rows_in": rows_in, "duplicates_removed": rows_in - rows_out
             }))
         }

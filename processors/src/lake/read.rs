@@ -6,7 +6,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{BooleanArray, RecordBatch};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use md5::{Digest, Md5};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use pipeline_schemas::lake::Table;
 
 use crate::store::{ObjectStore, StoreError};
@@ -27,9 +29,32 @@ pub struct TableCounts {
 /// Remembers the rows seen so far: the de-duplication rule of every lake
 /// reader here (counts, compaction, reconciliation). A row is its
 /// `event_id`, plus `line_number` in `order_items` (one event, many lines).
+/// An id is kept as 128 bits, not as a `String`: compaction holds every id
+/// of an hour's partition, millions at high traffic.
 #[derive(Debug, Default)]
 pub struct FirstSeen {
-    seen: HashSet<(String, i32)>,
+    seen: HashSet<(u128, i32)>,
+}
+
+/// 128 bits that stand for an `event_id` string: a UUID in canonical
+/// lowercase form is its own 128 bits; any other string (uppercase hex,
+/// which the contract also accepts, is a different string to every SQL
+/// reader) its MD5 digest. Two different strings collide with a probability
+/// of about 2^-128.
+fn id_bits(id: &str) -> u128 {
+    let b = id.as_bytes();
+    let canonical = b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        });
+    if canonical {
+        b.iter().filter(|&&c| c != b'-').fold(0u128, |acc, &c| {
+            (acc << 4) | u128::from((c as char).to_digit(16).unwrap_or(0))
+        })
+    } else {
+        u128::from_be_bytes(Md5::digest(b).into())
+    }
 }
 
 impl FirstSeen {
@@ -45,7 +70,7 @@ impl FirstSeen {
         Ok((0..batch.num_rows())
             .map(|r| {
                 let line = lines.map_or(-1, |l| l.value(r));
-                Some(self.seen.insert((ids.value(r).to_owned(), line)))
+                Some(self.seen.insert((id_bits(ids.value(r)), line)))
             })
             .collect())
     }
@@ -117,10 +142,33 @@ pub async fn count_lake<S: ObjectStore>(
 
 /// Decodes a Parquet object into record batches.
 pub fn read_parquet(bytes: Bytes) -> Result<Vec<arrow_array::RecordBatch>, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.build())
-        .map_err(|e| e.to_string())?;
-    reader
+    parquet_batches(bytes)?
         .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// The record batches of a Parquet object, decoded one at a time as they are
+/// taken: a reader holds one batch of the file in Arrow form, not all of it.
+pub fn parquet_batches(bytes: Bytes) -> Result<ParquetRecordBatchReader, String> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())
+}
+
+/// The row identity columns of a Parquet object (`event_id`, and
+/// `line_number` where the table has it), without decoding the others: what
+/// de-duplication against a file needs.
+pub fn identity_batches(bytes: Bytes) -> Result<ParquetRecordBatchReader, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    let fields = builder.parquet_schema().root_schema().get_fields();
+    let wanted = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f.name(), "event_id" | "line_number"))
+        .map(|(i, _)| i);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    builder
+        .with_projection(mask)
+        .build()
         .map_err(|e| e.to_string())
 }
