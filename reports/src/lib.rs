@@ -194,29 +194,88 @@ pub async fn run_reports(
     dead_letters: &Path,
 ) -> Result<Vec<ReportResult>, ReportError> {
     let ctx = SessionContext::new();
+    register_lake(&ctx, &format!("{}/", lake.display()), None).await?;
+    // dead letters: JSON files, one per record
+    let letters = pipeline_processors::LocalDeadLetters::new(dead_letters)
+        .read_all()
+        .map_err(|e| ReportError::Io(dead_letters.to_path_buf(), e))?;
+    run_sql(&ctx, &letters).await
+}
+
+/// Registers the lake's three tables under `root` (a folder, or a URL whose
+/// object store `ctx` knows, e.g. `s3://bucket/lake/`), read where they lie:
+/// DataFusion reads only the column chunks a query needs. With `days`
+/// (`YYYY-MM-DD`), each table is a view of those days' partitions only, and
+/// the others are never read.
+pub async fn register_lake(
+    ctx: &SessionContext,
+    root: &str,
+    days: Option<&[String]>,
+) -> Result<(), ReportError> {
     for lake_table in Table::ALL {
         let table = lake_table.name();
-        let dir = lake.join(table);
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| ReportError::Io(dir.clone(), e))?;
-        }
         let options = ParquetReadOptions::default().table_partition_cols(vec![
             ("dt".to_owned(), DataType::Utf8),
             ("hour".to_owned(), DataType::Utf8),
         ]);
         let schema = lake_table.schema();
-        ctx.register_parquet(
-            table,
-            format!("{}/", dir.display()),
-            options.schema(&schema),
-        )
-        .await
-        .map_err(|e| ReportError::Query("register", format!("{table}: {e}")))?;
+        let location = format!("{}/{table}/", root.trim_end_matches('/'));
+        // a local table with no file yet is an empty folder; in an object
+        // store it is a prefix with no keys, which reads as empty
+        if !location.contains("://") {
+            std::fs::create_dir_all(&location)
+                .map_err(|e| ReportError::Io(PathBuf::from(&location), e))?;
+        }
+        let name = match days {
+            None => table.to_owned(),
+            Some(_) => format!("{table}_all_days"),
+        };
+        ctx.register_parquet(&name, location, options.schema(&schema))
+            .await
+            .map_err(|e| ReportError::Query("register", format!("{table}: {e}")))?;
+        if let Some(days) = days {
+            let listed: Vec<String> = days
+                .iter()
+                .filter(|d| is_day(d))
+                .map(|d| format!("'{d}'"))
+                .collect();
+            if listed.len() != days.len() || listed.is_empty() {
+                return Err(ReportError::Query(
+                    "register",
+                    format!("days must be YYYY-MM-DD, at least one: {days:?}"),
+                ));
+            }
+            let view = format!(
+                "CREATE VIEW {table} AS SELECT * FROM {name} WHERE dt IN ({})",
+                listed.join(", ")
+            );
+            ctx.sql(&view)
+                .await
+                .map_err(|e| ReportError::Query("register", format!("{table}: {e}")))?;
+        }
     }
-    // dead letters: JSON files, one per record
-    let letters = pipeline_processors::LocalDeadLetters::new(dead_letters)
-        .read_all()
-        .map_err(|e| ReportError::Io(dead_letters.to_path_buf(), e))?;
+    Ok(())
+}
+
+/// `YYYY-MM-DD` with digits only: what a partition's `dt` holds, and all a
+/// day may be before it goes into a view's SQL text.
+fn is_day(d: &str) -> bool {
+    d.len() == 10
+        && d.bytes().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
+/// Runs every report over the tables registered in `ctx`, with `letters`
+/// (dead letters as their JSON documents) as the `dead_letters` table.
+pub async fn run_sql(
+    ctx: &SessionContext,
+    letters: &[Value],
+) -> Result<Vec<ReportResult>, ReportError> {
     let reasons: Vec<Option<String>> = letters
         .iter()
         .map(|l| l["reason"].as_str().map(str::to_owned))

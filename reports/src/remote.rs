@@ -1,20 +1,43 @@
-//! Reports over a lake in an object store (S3 in AWS): the partitions of the
-//! last days are fetched to local scratch space (Lambda's `/tmp`), reported on
-//! with the same SQL, and the outputs uploaded under a dated prefix. The
-//! `report-generator` Lambda runs this on a schedule.
+//! Reports over a lake in an object store (S3 in AWS). The tables are read
+//! where they lie, through DataFusion's object store: only the partitions of
+//! the days asked for, and in them only the column chunks the SQL needs, so a
+//! run's memory and scratch space do not grow with the lake. Dead letters are
+//! fetched from their store, and the outputs uploaded under a dated prefix.
+//! The `report-generator` Lambda runs this on a schedule.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+#[cfg(feature = "s3")]
+use std::sync::Arc;
 
 use bytes::Bytes;
+use datafusion::prelude::SessionContext;
 use pipeline_processors::{ObjectStore, PutOptions, StoreError};
 
-use crate::{ReportError, run_reports, write_reports};
+use crate::{ReportError, register_lake, run_sql, write_reports};
+
+/// Where the lake is.
+#[derive(Debug, Clone)]
+pub enum LakeSource {
+    /// A local folder holding the three tables' folders.
+    Local(PathBuf),
+    /// `s3://bucket/prefix/`, read through `store`, which holds the
+    /// credentials, region and endpoint.
+    #[cfg(feature = "s3")]
+    S3 {
+        /// The bucket's object store.
+        store: Arc<dyn object_store::ObjectStore>,
+        /// Bucket.
+        bucket: String,
+        /// Key prefix of the tables (`lake/`).
+        prefix: String,
+    },
+}
 
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteRun {
-    /// Lake objects fetched.
-    pub objects_in: usize,
+    /// Dead letters read.
+    pub letters_in: usize,
     /// Report objects written.
     pub objects_out: usize,
     /// Key of the HTML page in the output store.
@@ -25,11 +48,11 @@ fn store(e: StoreError) -> ReportError {
     ReportError::Query("object store", e.to_string())
 }
 
-/// Fetches `table/dt=<day>/...` for each of `days` (`YYYY-MM-DD`) from
-/// `lake` and every letter from `letters`, runs the reports in `scratch`, and
+/// Runs the reports over the partitions of `days` (`YYYY-MM-DD`) of `lake`
+/// and every letter of `letters`, using `scratch` for the outputs, and
 /// writes them to `out` under `prefix`.
-pub async fn run_remote<L: ObjectStore, D: ObjectStore, O: ObjectStore>(
-    lake: &L,
+pub async fn run_remote<D: ObjectStore, O: ObjectStore>(
+    lake: &LakeSource,
     letters: Option<&D>,
     out: &O,
     days: &[String],
@@ -38,28 +61,23 @@ pub async fn run_remote<L: ObjectStore, D: ObjectStore, O: ObjectStore>(
 ) -> Result<RemoteRun, ReportError> {
     let io = |p: &Path, e| ReportError::Io(p.to_path_buf(), e);
     let _ = std::fs::remove_dir_all(scratch);
-    let mut objects_in = 0;
-    for table in ["user_events", "order_events", "order_items"] {
-        for day in days {
-            for key in lake
-                .list(&format!("{table}/dt={day}/"))
-                .await
-                .map_err(store)?
-            {
-                let Some(bytes) = lake.get(&key).await.map_err(store)? else {
-                    continue;
-                };
-                let path = scratch.join("lake").join(&key);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-                }
-                std::fs::write(&path, &bytes).map_err(|e| io(&path, e))?;
-                objects_in += 1;
-            }
+    let ctx = SessionContext::new();
+    let root = match lake {
+        LakeSource::Local(dir) => dir.display().to_string(),
+        #[cfg(feature = "s3")]
+        LakeSource::S3 {
+            store,
+            bucket,
+            prefix,
+        } => {
+            let url = url::Url::parse(&format!("s3://{bucket}"))
+                .map_err(|e| ReportError::Query("register", format!("bucket {bucket}: {e}")))?;
+            ctx.register_object_store(&url, store.clone());
+            format!("s3://{bucket}/{}", prefix.trim_matches('/'))
         }
-    }
-    let dlq_dir = scratch.join("dead-letters");
-    std::fs::create_dir_all(&dlq_dir).map_err(|e| io(&dlq_dir, e))?;
+    };
+    register_lake(&ctx, &root, Some(days)).await?;
+    let mut documents = Vec::new();
     if let Some(letters) = letters {
         for key in letters.list("").await.map_err(store)? {
             if !key.ends_with(".json") {
@@ -68,11 +86,12 @@ pub async fn run_remote<L: ObjectStore, D: ObjectStore, O: ObjectStore>(
             let Some(bytes) = letters.get(&key).await.map_err(store)? else {
                 continue;
             };
-            let path = dlq_dir.join(key.replace('/', "_"));
-            std::fs::write(&path, &bytes).map_err(|e| io(&path, e))?;
+            let doc = serde_json::from_slice(&bytes)
+                .map_err(|e| ReportError::Query("dead_letters", format!("{key}: {e}")))?;
+            documents.push(doc);
         }
     }
-    let results = run_reports(&scratch.join("lake"), &dlq_dir).await?;
+    let results = run_sql(&ctx, &documents).await?;
     let report_dir = scratch.join("reports");
     write_reports(&results, &report_dir)?;
     let mut objects_out = 0;
@@ -112,7 +131,7 @@ pub async fn run_remote<L: ObjectStore, D: ObjectStore, O: ObjectStore>(
         objects_out += 1;
     }
     Ok(RemoteRun {
-        objects_in,
+        letters_in: documents.len(),
         objects_out,
         html_key,
     })

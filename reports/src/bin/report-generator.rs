@@ -1,13 +1,18 @@
 //! The `report-generator` Lambda (EventBridge schedule): runs the SQL reports
 //! over the last `REPORT_DAYS` days of the lake (`LAKE_URI`) and the archived
 //! dead letters (`DEAD_LETTERS_URI`, optional), and writes CSV, JSON and HTML to
-//! `REPORTS_URI/<date>/`. Uses Lambda's `/tmp` as scratch space.
+//! `REPORTS_URI/<date>/`. The lake is read in S3 where it lies (only those
+//! days' partitions, only the columns the SQL needs); Lambda's `/tmp` holds
+//! the outputs before their upload.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use lambda_runtime::{LambdaEvent, service_fn};
+use object_store::aws::AmazonS3Builder;
 use pipeline_processors::config::{AnyStore, Location};
+use pipeline_reports::remote::LakeSource;
 use serde_json::{Value, json};
 
 fn day(ms: i64) -> String {
@@ -32,7 +37,25 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(7)
         .clamp(1, 90);
     let path_style = var("S3_FORCE_PATH_STYLE").as_deref() == Some("true");
-    let lake = AnyStore::open(&lake, None, path_style).await;
+    let lake = match lake {
+        Location::Local(dir) => LakeSource::Local(dir),
+        Location::S3 { bucket, prefix } => {
+            // credentials, region and endpoint from the environment, as the
+            // SDK's: Lambda's role credentials, or AWS_ENDPOINT_URL locally
+            let local = var("AWS_ENDPOINT_URL").is_some_and(|e| e.starts_with("http://"));
+            let store = AmazonS3Builder::from_env()
+                .with_bucket_name(&bucket)
+                .with_virtual_hosted_style_request(!path_style)
+                .with_allow_http(local)
+                .build()
+                .with_context(|| format!("the lake's S3 client for bucket {bucket}"))?;
+            LakeSource::S3 {
+                store: Arc::new(store),
+                bucket,
+                prefix,
+            }
+        }
+    };
     let out = AnyStore::open(&reports, var("KMS_KEY_ID"), path_style).await;
     let letters = match letters {
         Some(l) => Some(AnyStore::open(&l, None, path_style).await),
@@ -55,9 +78,9 @@ async fn main() -> anyhow::Result<()> {
                 std::path::Path::new("/tmp/report-generator"),
             )
             .await?;
-            tracing::info!(objects_in = run.objects_in, objects_out = run.objects_out, html = %run.html_key, "reports written");
+            tracing::info!(letters_in = run.letters_in, objects_out = run.objects_out, html = %run.html_key, "reports written");
             Ok::<_, lambda_runtime::Error>(
-                json!({"objects_in": run.objects_in, "objects_out": run.objects_out, "html": run.html_key}),
+                json!({"letters_in": run.letters_in, "objects_out": run.objects_out, "html": run.html_key}),
             )
         }
     }))
