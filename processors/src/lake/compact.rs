@@ -14,9 +14,9 @@
 //! a time and a batch at a time, each merged file is closed and stored once
 //! it reaches [`CompactionSizes::target_bytes`], and files already that big
 //! are never rewritten (only their ids are read, so that nothing merged
-//! repeats them). What grows with the partition is the set of ids seen, 32
-//! bytes a row (about 600 MB for 18 million rows, an hour at 5,000 events a
-//! second).
+//! repeats them). What grows with the partition is the set of ids seen,
+//! 40-75 bytes a row in a hash set (under 1.4 GB for the 18 million rows of
+//! an hour at 10,000 events a second in one table).
 
 use std::collections::BTreeMap;
 
