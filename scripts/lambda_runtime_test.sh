@@ -3,7 +3,8 @@
 # the runtime, `cargo lambda invoke` sends real-shaped Kinesis invocations (valid,
 # poison, mixed, and with the dead-letter queue unavailable), and the script checks
 # the partial-batch responses and what the sinks hold; then the metrics aggregator
-# (two invocations of one tumbling window) and the lake compactor. Last, the Python
+# (two invocations of one tumbling window), the lake compactor and the report
+# generator (the lake's last day, with the dead letters). Last, the Python
 # peer of the benchmarks (benches/python) handles the mixed invocation too, and its
 # rows, partitions and dead letters must be the event-processor's, record for record.
 set -euo pipefail
@@ -99,6 +100,7 @@ work = sys.argv[1]
 days = sorted({p.split("dt=")[1][:10] for p in glob.glob(f"{work}/lake/*/dt=*")})
 files = {os.path.dirname(p) for p in glob.glob(f"{work}/lake/**/*.parquet", recursive=True)}
 json.dump({"start": f"{days[0]}T00:00:00Z", "hours": 24 * len(days)}, open(f"{work}/compact.json", "w"))
+json.dump({"date": days[-1]}, open(f"{work}/report.json", "w"))
 json.dump(sorted(files), open(f"{work}/partitions-before.json", "w"))
 PY
 # the files as the archiver wrote them, for DuckDB below: compaction rewrites them
@@ -106,6 +108,12 @@ cp -r "$WORK/lake" "$WORK/lake-as-written"
 COMPACT_PORT=$(free_port)
 watch pipeline-processors lake-compactor "$COMPACT_PORT" "LAKE_URI=file://$WORK/lake" "$WORK/watch-compact.log"
 cargo lambda invoke lake-compactor -P "$COMPACT_PORT" --data-file "$WORK/compact.json" > "$WORK/compact.response"
+
+# the report generator over the compacted lake and the dead letters, for the lake's last day
+REPORT_PORT=$(free_port)
+watch pipeline-reports report-generator "$REPORT_PORT" \
+  "LAKE_URI=file://$WORK/lake,REPORTS_URI=file://$WORK/reports,DEAD_LETTERS_URI=file://$WORK/dlq" "$WORK/watch-report.log"
+cargo lambda invoke report-generator -P "$REPORT_PORT" --data-file "$WORK/report.json" > "$WORK/report.response"
 
 # which of the functions' own metrics the template's alarms and dashboard read
 target/infra-lint/bin/python scripts/check_template.py --metrics-read > "$WORK/metrics-read.json"
@@ -209,6 +217,16 @@ check(compacted["partitions"] > 0 and compacted["files_in"] > compacted["partiti
 check(all(n == 1 for n in per_partition.values()), "compactor: one file per partition afterwards")
 all_rows = duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet({glob.glob(f'{work}/lake/*_events/**/*.parquet', recursive=True)!r})").fetchall()[0]
 check(all_rows[0] == all_rows[1] == rows, f"compactor: {all_rows[0]} rows, as many as before, no duplicates")
+report = response("report")
+day = json.load(open(f"{work}/report.json"))["date"]
+funnel = json.load(open(f"{work}/reports/{day}/funnel.json"))
+dlq_report = json.load(open(f"{work}/reports/{day}/dlq_by_reason.json"))
+check(report["objects_out"] == 13 and report["html"] == f"{day}/report.html"
+      and os.path.exists(f"{work}/reports/{day}/report.html"),
+      f"report generator: six reports as CSV and JSON and the page for {day}: {report}")
+check(report["letters_in"] == len(letters) and sum(r["records"] for r in dlq_report) == len(letters),
+      f"report generator: the {len(letters)} dead letters counted by reason ({report['letters_in']} read)")
+check(funnel[0]["users"] > 0, f"report generator: the funnel over the lake's rows: {funnel}")
 # the peer that the benchmarks compare us with does the same job: what it stores and
 # dead-letters from the mixed invocation is what the event-processor stored and dead-lettered
 peer = json.load(open(f"{work}/peer-mixed.json"))

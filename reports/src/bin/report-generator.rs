@@ -1,7 +1,8 @@
 //! The `report-generator` Lambda (EventBridge schedule): runs the SQL reports
 //! over the last `REPORT_DAYS` days of the lake (`LAKE_URI`) and the archived
 //! dead letters (`DEAD_LETTERS_URI`, optional), and writes CSV, JSON and HTML to
-//! `REPORTS_URI/<date>/`. The lake is read in S3 where it lies (only those
+//! `REPORTS_URI/<date>/`. The date is today's (UTC), or the event's `"date"`
+//! (`{"date": "2026-11-25"}`) to rebuild a past day's reports. The lake is read in S3 where it lies (only those
 //! days' partitions, only the columns the SQL needs); Lambda's `/tmp` holds
 //! the outputs before their upload.
 
@@ -20,6 +21,21 @@ fn day(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The days to report on (the `days` ending on the report's date, newest
+/// first) and the report's date: today, unless the event names another.
+fn window_of(event: &Value, days: i64, now: i64) -> Result<(Vec<String>, String), String> {
+    let end = match event.get("date") {
+        None => now,
+        Some(v) => v
+            .as_str()
+            .filter(|d| d.len() == 10)
+            .and_then(|d| pipeline_schemas::rules::parse_rfc3339_utc_ms(&format!("{d}T00:00:00Z")))
+            .ok_or_else(|| format!("\"date\" must be a day as YYYY-MM-DD, got {v}"))?,
+    };
+    let window = (0..days).map(|i| day(end - i * 86_400_000)).collect();
+    Ok((window, day(end)))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     pipeline_processors::runtime::init_json_logs();
@@ -32,10 +48,14 @@ async fn main() -> anyhow::Result<()> {
     let letters = var("DEAD_LETTERS_URI")
         .map(|v| Location::parse("DEAD_LETTERS_URI", &v))
         .transpose()?;
-    let days: i64 = var("REPORT_DAYS")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7)
-        .clamp(1, 90);
+    let days: i64 = match var("REPORT_DAYS") {
+        None => 7,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|d| (1..=90).contains(d))
+            .with_context(|| format!("REPORT_DAYS={v}: an integer from 1 to 90"))?,
+    };
     let path_style = var("S3_FORCE_PATH_STYLE").as_deref() == Some("true");
     let lake = match lake {
         Location::Local(dir) => LakeSource::Local(dir),
@@ -61,20 +81,20 @@ async fn main() -> anyhow::Result<()> {
         Some(l) => Some(AnyStore::open(&l, None, path_style).await),
         None => None,
     };
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (lake, out, letters) = (lake.clone(), out.clone(), letters.clone());
         async move {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
-            let window: Vec<String> = (0..days).map(|i| day(now - i * 86_400_000)).collect();
+            let (window, date) = window_of(&event.payload, days, now)?;
             let run = pipeline_reports::remote::run_remote(
                 &lake,
                 letters.as_ref(),
                 &out,
                 &window,
-                &day(now),
+                &date,
                 std::path::Path::new("/tmp/report-generator"),
             )
             .await?;
@@ -86,4 +106,43 @@ async fn main() -> anyhow::Result<()> {
     }))
     .await
     .map_err(|e| anyhow::anyhow!(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_may_name_the_day_to_report_on() {
+        let now = 1_795_617_476_123; // 2026-11-25T14:37:56.123Z
+        let w = |event: Value| window_of(&event, 3, now);
+        let today = (
+            vec![
+                "2026-11-25".to_owned(),
+                "2026-11-24".into(),
+                "2026-11-23".into(),
+            ],
+            "2026-11-25".to_owned(),
+        );
+        assert_eq!(w(json!({})), Ok(today.clone()));
+        assert_eq!(w(json!({"source": "aws.events"})), Ok(today));
+        assert_eq!(
+            w(json!({"date": "2026-03-01"})),
+            Ok((
+                vec![
+                    "2026-03-01".to_owned(),
+                    "2026-02-28".into(),
+                    "2026-02-27".into()
+                ],
+                "2026-03-01".to_owned()
+            ))
+        );
+        for bad in [
+            json!({"date": "2026-3-1"}),
+            json!({"date": "yesterday"}),
+            json!({"date": 20261125}),
+        ] {
+            assert!(w(bad.clone()).is_err(), "{bad}");
+        }
+    }
 }
