@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pipeline_processors::retry::RetryPolicy;
-use pipeline_processors::settings::ConfigError;
+use pipeline_processors::settings::{ConfigError, number, retry_policy};
 
 use crate::influx::{InfluxApi, InfluxConfig, InfluxSink};
 use crate::sink::{LocalMetrics, MetricRecord, MetricsSink, SinkError, SinkReport};
@@ -54,24 +54,6 @@ fn need(
     })
 }
 
-fn num(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    match get(var) {
-        None => Ok(default),
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ConfigError {
-                var,
-                problem: format!("{v:?} is not a number in 1..={max}"),
-            }),
-        },
-    }
-}
-
 impl AggregatorConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -80,11 +62,7 @@ impl AggregatorConfig {
 
     /// Reads settings through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let retry = RetryPolicy {
-            max_attempts: num(&get, "RETRY_MAX_ATTEMPTS", 8, 50)? as u32,
-            base: Duration::from_millis(num(&get, "RETRY_BASE_MS", 50, 60_000)?),
-            max_backoff: Duration::from_millis(num(&get, "RETRY_MAX_BACKOFF_MS", 2000, 300_000)?),
-        };
+        let retry = retry_policy(&get)?;
         let kind = need(&get, "METRICS_SINK", "timestream, influx or local")?;
         let sink = match kind.as_str() {
             "timestream" => SinkChoice::Timestream {
@@ -136,7 +114,7 @@ impl AggregatorConfig {
                     url,
                     api,
                     token: get("INFLUX_TOKEN"),
-                    batch_lines: num(&get, "INFLUX_BATCH_LINES", 5000, 100_000)? as usize,
+                    batch_lines: number(&get, "INFLUX_BATCH_LINES", 5000u64, 1..=100_000)? as usize,
                     gzip: get("INFLUX_GZIP").as_deref() != Some("false"),
                     retry,
                     timeout: Duration::from_secs(10),
@@ -154,13 +132,18 @@ impl AggregatorConfig {
         };
         Ok(AggregatorConfig {
             sink,
-            max_record_bytes: num(
+            max_record_bytes: number(
                 &get,
                 "MAX_RECORD_BYTES",
                 pipeline_schemas::invocation::DEFAULT_MAX_RECORD_BYTES as u64,
-                10 * 1024 * 1024,
+                1..=10 * 1024 * 1024,
             )? as usize,
-            deadline_margin: Duration::from_millis(num(&get, "DEADLINE_MARGIN_MS", 2000, 60_000)?),
+            deadline_margin: Duration::from_millis(number(
+                &get,
+                "DEADLINE_MARGIN_MS",
+                2000u64,
+                1..=60_000,
+            )?),
             retry,
             namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "EventPipeline".into()),
         })

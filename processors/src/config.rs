@@ -14,6 +14,7 @@ use crate::retry::RetryPolicy;
 use crate::store::{Listed, LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};
 
 pub use crate::settings::ConfigError;
+use crate::settings::{number, retry_policy};
 
 /// Where something lives: S3 or a local folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,32 +102,6 @@ pub struct ProcessorConfig {
     pub metrics_namespace: String,
 }
 
-fn number<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    let Some(raw) = get(var) else {
-        return Ok(default);
-    };
-    let v: T = raw.trim().parse().map_err(|_| ConfigError {
-        var,
-        problem: format!("{raw:?} is not a number"),
-    })?;
-    if range.contains(&v) {
-        Ok(v)
-    } else {
-        Err(ConfigError {
-            var,
-            problem: format!("{v} is outside {}..={}", range.start(), range.end()),
-        })
-    }
-}
-
 impl ProcessorConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -180,16 +155,7 @@ impl ProcessorConfig {
             var: "PARQUET_CODEC",
             problem: format!("{codec_raw:?}: use zstd, zstd:1..22 or snappy"),
         })?;
-        let retry = RetryPolicy {
-            max_attempts: number(&get, "RETRY_MAX_ATTEMPTS", 8u32, 1..=50)?,
-            base: Duration::from_millis(number(&get, "RETRY_BASE_MS", 50u64, 1..=60_000)?),
-            max_backoff: Duration::from_millis(number(
-                &get,
-                "RETRY_MAX_BACKOFF_MS",
-                2000u64,
-                1..=300_000,
-            )?),
-        };
+        let retry = retry_policy(&get)?;
         let force_path_style = match get("S3_FORCE_PATH_STYLE").as_deref() {
             None | Some("false" | "0") => false,
             Some("true" | "1") => true,

@@ -1,6 +1,10 @@
 //! Settings errors shared by the function binaries' configuration.
 
+use std::time::Duration;
+
 use thiserror::Error;
+
+use crate::retry::RetryPolicy;
 
 /// A missing or malformed setting.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -10,4 +14,49 @@ pub struct ConfigError {
     pub var: &'static str,
     /// What is wrong, and what a good value looks like.
     pub problem: String,
+}
+
+/// The integer setting `var` from `get`: `default` when unset, an error
+/// naming the range when it is not a number in `range`. Every function's
+/// numeric settings go through this, so a typo fails at start instead of
+/// quietly becoming the default.
+pub fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    let v: T = raw.trim().parse().map_err(|_| ConfigError {
+        var,
+        problem: format!("{raw:?} is not a number"),
+    })?;
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError {
+            var,
+            problem: format!("{v} is outside {}..={}", range.start(), range.end()),
+        })
+    }
+}
+
+/// The retry settings every stream function shares (`RETRY_MAX_ATTEMPTS`,
+/// `RETRY_BASE_MS`, `RETRY_MAX_BACKOFF_MS`), with their defaults and ranges.
+pub fn retry_policy(get: &impl Fn(&str) -> Option<String>) -> Result<RetryPolicy, ConfigError> {
+    Ok(RetryPolicy {
+        max_attempts: number(get, "RETRY_MAX_ATTEMPTS", 8u32, 1..=50)?,
+        base: Duration::from_millis(number(get, "RETRY_BASE_MS", 50u64, 1..=60_000)?),
+        max_backoff: Duration::from_millis(number(
+            get,
+            "RETRY_MAX_BACKOFF_MS",
+            2000u64,
+            1..=300_000,
+        )?),
+    })
 }

@@ -257,17 +257,11 @@ pub async fn register_lake(
     Ok(())
 }
 
-/// `YYYY-MM-DD` with digits only: what a partition's `dt` holds, and all a
-/// day may be before it goes into a view's SQL text.
-fn is_day(d: &str) -> bool {
+/// A real day as `YYYY-MM-DD`: what a partition's `dt` holds, and all a day
+/// may be before it goes into a view's SQL text.
+pub fn is_day(d: &str) -> bool {
     d.len() == 10
-        && d.bytes().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        })
+        && pipeline_schemas::rules::parse_rfc3339_utc_ms(&format!("{d}T00:00:00Z")).is_some()
 }
 
 /// Runs every report over the tables registered in `ctx`, with `letters`

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use pipeline_processors::config::{AnyStore, Location};
 use pipeline_processors::lake::compact::{CompactionSizes, compact_hours};
 use pipeline_processors::runtime::{init_json_logs, now_ms, run_raw};
+use pipeline_processors::settings::number;
 use pipeline_schemas::lake::Table;
 use serde_json::{Value, json};
 
@@ -58,23 +59,15 @@ async fn main() -> anyhow::Result<()> {
     init_json_logs();
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let lake = Location::parse("LAKE_URI", &var("LAKE_URI").context("LAKE_URI is not set")?)?;
-    let hours: i64 = match var("COMPACT_HOURS") {
-        None => 3,
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|h| (1..=MAX_HOURS).contains(h))
-            .with_context(|| format!("COMPACT_HOURS={v}: an integer from 1 to {MAX_HOURS}"))?,
-    };
-    let sizes = match var("COMPACT_FILE_MB") {
-        None => CompactionSizes::default(),
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|mb| FILE_MB.contains(mb))
-            .map(|mb: u64| CompactionSizes::with_target(mb << 20))
-            .with_context(|| format!("COMPACT_FILE_MB={v}: an integer from 1 to 1024"))?,
-    };
+    let hours = number(&var, "COMPACT_HOURS", 3, 1..=MAX_HOURS)?;
+    let sizes = CompactionSizes::with_target(
+        number(
+            &var,
+            "COMPACT_FILE_MB",
+            CompactionSizes::DEFAULT_TARGET_MB,
+            FILE_MB,
+        )? << 20,
+    );
     let path_style = var("S3_FORCE_PATH_STYLE").as_deref() == Some("true");
     let store = AnyStore::open(&lake, var("KMS_KEY_ID"), path_style).await;
     run_raw(move |body, _context| {

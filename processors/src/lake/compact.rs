@@ -62,6 +62,10 @@ pub struct CompactionSizes {
 }
 
 impl CompactionSizes {
+    /// The default target, MB: Athena reads files of 128 MB and more most
+    /// cheaply, and a merged file is held in memory until it is stored.
+    pub const DEFAULT_TARGET_MB: u64 = 128;
+
     /// Files of about `target_bytes`; those of a quarter of it or more are
     /// kept.
     pub fn with_target(target_bytes: u64) -> Self {
@@ -74,7 +78,7 @@ impl CompactionSizes {
 
 impl Default for CompactionSizes {
     fn default() -> Self {
-        CompactionSizes::with_target(128 << 20)
+        CompactionSizes::with_target(CompactionSizes::DEFAULT_TARGET_MB << 20)
     }
 }
 

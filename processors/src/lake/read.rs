@@ -43,17 +43,11 @@ pub struct FirstSeen {
 /// of about 2^-128.
 fn id_bits(id: &str) -> u128 {
     let b = id.as_bytes();
-    let canonical = b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-        });
-    if canonical {
-        b.iter().filter(|&&c| c != b'-').fold(0u128, |acc, &c| {
-            (acc << 4) | u128::from((c as char).to_digit(16).unwrap_or(0))
-        })
-    } else {
-        u128::from_be_bytes(Md5::digest(b).into())
+    match pipeline_schemas::rules::uuid_halves(b) {
+        Some((hi, lo)) if !b.iter().any(u8::is_ascii_uppercase) => {
+            u128::from(hi) << 64 | u128::from(lo)
+        }
+        _ => u128::from_be_bytes(Md5::digest(b).into()),
     }
 }
 
@@ -171,4 +165,19 @@ pub fn identity_batches(bytes: Bytes) -> Result<ParquetRecordBatchReader, String
         .with_projection(mask)
         .build()
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_their_uuid_bits_and_other_strings_stay_distinct() {
+        let id = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+        assert_eq!(id_bits(id), 0x7c9e6679_7425_40de_944b_e07fc1f90ae7);
+        // uppercase is another string to a SQL reader, so another row here
+        assert_ne!(id_bits(&id.to_uppercase()), id_bits(id));
+        assert_ne!(id_bits("not-a-uuid"), id_bits("not-a-uuid!"));
+        assert_eq!(id_bits("not-a-uuid"), id_bits("not-a-uuid"));
+    }
 }

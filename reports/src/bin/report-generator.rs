@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use lambda_runtime::{LambdaEvent, service_fn};
 use object_store::aws::AmazonS3Builder;
 use pipeline_processors::config::{AnyStore, Location};
+use pipeline_processors::settings::number;
 use pipeline_reports::remote::LakeSource;
 use serde_json::{Value, json};
 
@@ -28,7 +29,7 @@ fn window_of(event: &Value, days: i64, now: i64) -> Result<(Vec<String>, String)
         None => now,
         Some(v) => v
             .as_str()
-            .filter(|d| d.len() == 10)
+            .filter(|d| pipeline_reports::is_day(d))
             .and_then(|d| pipeline_schemas::rules::parse_rfc3339_utc_ms(&format!("{d}T00:00:00Z")))
             .ok_or_else(|| format!("\"date\" must be a day as YYYY-MM-DD, got {v}"))?,
     };
@@ -39,7 +40,7 @@ fn window_of(event: &Value, days: i64, now: i64) -> Result<(Vec<String>, String)
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     pipeline_processors::runtime::init_json_logs();
-    let var = |k: &'static str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let lake = Location::parse("LAKE_URI", &var("LAKE_URI").context("LAKE_URI is not set")?)?;
     let reports = Location::parse(
         "REPORTS_URI",
@@ -48,14 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let letters = var("DEAD_LETTERS_URI")
         .map(|v| Location::parse("DEAD_LETTERS_URI", &v))
         .transpose()?;
-    let days: i64 = match var("REPORT_DAYS") {
-        None => 7,
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|d| (1..=90).contains(d))
-            .with_context(|| format!("REPORT_DAYS={v}: an integer from 1 to 90"))?,
-    };
+    let days = number(&var, "REPORT_DAYS", 7i64, 1..=90)?;
     let path_style = var("S3_FORCE_PATH_STYLE").as_deref() == Some("true");
     let lake = match lake {
         Location::Local(dir) => LakeSource::Local(dir),
