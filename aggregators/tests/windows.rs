@@ -18,17 +18,12 @@ use pipeline_processors::faults::FaultPlan;
 use pipeline_schemas::{DecoderConfig, RecordParser};
 use proptest::prelude::*;
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "agg-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+/// A folder for one test, removed when it ends.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("agg-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 /// Brute force: every distinct valid event, added once.
@@ -84,7 +79,7 @@ async fn check(seed: u64, fault_rate: f64) -> u64 {
     let shards = traffic(seed, 3000, 3, 0.03);
     let root = temp_dir("windows");
     let sink = FaultySink::new(
-        LocalMetrics::new(&root),
+        LocalMetrics::new(root.path()),
         if fault_rate > 0.0 {
             FaultPlan::Rate {
                 rate: fault_rate,
@@ -179,7 +174,7 @@ async fn counting_on_several_threads_gives_what_one_thread_gives() {
     for threads in [1, 2, 3] {
         let root = temp_dir(&format!("threads-{threads}"));
         let mut agg = WindowAggregator::new(
-            LocalMetrics::new(&root),
+            LocalMetrics::new(root.path()),
             DecoderConfig {
                 max_record_bytes: 64 * 1024,
             },
@@ -216,8 +211,9 @@ async fn a_window_past_lambdas_state_limit_drops_its_digests_not_its_counts() {
         .collect();
     carried.admit([digests.as_slice()]);
     let fields = kinesis::WindowFields::first_minute;
+    let state_limit = temp_dir("state-limit");
     let mut agg = WindowAggregator::new(
-        LocalMetrics::new(temp_dir("state-limit")),
+        LocalMetrics::new(state_limit.path()),
         DecoderConfig {
             max_record_bytes: 64 * 1024,
         },
@@ -268,10 +264,9 @@ async fn a_window_past_lambdas_state_limit_drops_its_digests_not_its_counts() {
 async fn an_invocation_without_a_window_is_refused() {
     let shards = traffic(3, 50, 1, 0.0);
     let mut payload = kinesis::invocation_payload(&shards[0], &StreamInfo::default());
-    let mut agg = WindowAggregator::new(
-        LocalMetrics::new(temp_dir("nowindow")),
-        DecoderConfig::default(),
-    );
+    let nowindow = temp_dir("nowindow");
+    let mut agg =
+        WindowAggregator::new(LocalMetrics::new(nowindow.path()), DecoderConfig::default());
     let err = agg
         .process(&mut payload, Instant::now() + Duration::from_secs(5))
         .await
@@ -286,7 +281,7 @@ async fn an_invocation_without_a_window_is_refused() {
 async fn a_window_state_this_build_cannot_read_fails_the_invocation_and_writes_nothing() {
     let shard = traffic(4, 40, 1, 0.0).remove(0);
     let dir = temp_dir("bad-state");
-    let mut agg = WindowAggregator::new(LocalMetrics::new(dir.clone()), DecoderConfig::default());
+    let mut agg = WindowAggregator::new(LocalMetrics::new(dir.path()), DecoderConfig::default());
     let unsorted = {
         let mut s = WindowState::default();
         s.admit([[Some(1u64), Some(2)].as_slice()]);

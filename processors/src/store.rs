@@ -246,19 +246,6 @@ impl ObjectStore for LocalStore {
 mod tests {
     use super::*;
 
-    fn temp() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "store-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        dir
-    }
-
     const PUT: PutOptions = PutOptions {
         if_absent: true,
         content_type: "application/octet-stream",
@@ -266,7 +253,8 @@ mod tests {
 
     #[tokio::test]
     async fn conditional_put_is_idempotent() {
-        let store = LocalStore::new(temp());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = LocalStore::new(dir.path());
         let key = "t/dt=2026-11-25/hour=14/part-a.parquet";
         assert_eq!(
             store.put(key, Bytes::from_static(b"one"), PUT).await,
@@ -300,7 +288,8 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_keys_that_escape_the_root() {
-        let store = LocalStore::new(temp());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = LocalStore::new(dir.path());
         for key in ["../x", "a/../../x", "", "a//b", "/abs"] {
             assert!(matches!(
                 store.put(key, Bytes::new(), PUT).await,

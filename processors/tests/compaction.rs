@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use pipeline_generator::kinesis::KinesisRecord;
@@ -48,7 +48,7 @@ async fn small_file_lake(
     name: &str,
 ) -> (
     Vec<KinesisRecord>,
-    PathBuf,
+    TestDir,
     LocalStore,
     BTreeMap<&'static str, TableCounts>,
 ) {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
@@ -13,17 +13,41 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pipeline_generator::kinesis::{self, KinesisRecord, StreamInfo};
 use pipeline_generator::{PoisonMix, TrafficConfig, generate};
 
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "pipeline-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+/// A folder for one test: removed when the test passes, kept (and named on
+/// stderr) when it fails, so that repeated runs leave nothing behind and a
+/// failure leaves what it wrote to look at.
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.disable_cleanup(true);
+            eprintln!("test folder kept: {}", self.0.path().display());
+        }
+    }
+}
+
+pub fn temp_dir(name: &str) -> TestDir {
+    TestDir(
+        tempfile::Builder::new()
+            .prefix(&format!("pipeline-{name}-"))
+            .tempdir()
+            .expect("temp dir"),
+    )
 }
 
 /// One shard's worth of generated records.
