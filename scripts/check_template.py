@@ -5,6 +5,7 @@ is justified next to its resource), and the template agrees with the code:
   by cargo-lambda, with a role of its own;
 - no role allows a wildcard action, and only the actions that take no resource
   (X-Ray's, Timestream's DescribeEndpoints) are granted on every resource;
+- every environment variable a function is given is one the Rust code reads;
 - the stream consumers' event source mappings set every failure-handling setting;
 - the Glue tables have the columns of infra/athena/*.sql (which a Rust test holds
   to the Arrow schemas of the lake);
@@ -147,6 +148,14 @@ for name, res in resources.items():
                 check(all(a.startswith("xray:") or a == "timestream:DescribeEndpoints" for a in actions),
                       f"{name}/{st.get('Sid')}: '*' only for X-Ray and Timestream endpoint discovery")
     check("ManagedPolicyArns" not in res["Properties"], f"{name}: no managed policies (they grant more)")
+
+# every setting the template gives a function is one the code reads: a misspelt
+# name would leave the function on its default without a word
+sources = "".join(open(f).read() for f in sorted(__import__("glob").glob("*/src/**/*.rs", recursive=True)))
+READ_BY_LIBRARIES = {"RUST_LOG"}  # tracing-subscriber's EnvFilter
+for name, fn in [("Globals", {"Properties": globals_fn})] + sorted(functions.items()):
+    for var in fn["Properties"].get("Environment", {}).get("Variables", {}):
+        check(var in READ_BY_LIBRARIES or f'"{var}"' in sources, f"{name}: the code reads {var}")
 
 REQUIRED_ESM = {"BatchSize", "MaximumBatchingWindowInSeconds", "ParallelizationFactor", "BisectBatchOnFunctionError",
                 "MaximumRetryAttempts", "MaximumRecordAgeInSeconds", "FunctionResponseTypes", "DestinationConfig"}

@@ -24,13 +24,18 @@ pub async fn compact_lake(out: &Path) -> anyhow::Result<(usize, usize)> {
             before += c.files_in;
             after += c.keys.len();
             println!(
-                "compacted {}: {} files, {} rows -> {} file(s), {} rows ({} big enough, kept)",
+                "compacted {}: {} files, {} rows -> {} file(s), {} rows ({} big enough, kept){}",
                 c.partition,
                 c.files_in,
                 c.rows_in,
                 c.keys.len(),
                 c.rows_out,
-                c.files_kept
+                c.files_kept,
+                if c.passes > 1 {
+                    format!(", in {} passes", c.passes)
+                } else {
+                    String::new()
+                }
             );
         }
     }

@@ -285,3 +285,37 @@ async fn scheduled_compaction_touches_only_the_hours_it_is_given() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_partition_with_more_rows_than_memory_allows_is_compacted_in_passes() {
+    let (records, root, store, before) = small_file_lake(4000, 31, "compact-passes").await;
+    // a retry's duplicates, and a big file whose rows no pass may repeat
+    archive(&root, records[100..900].chunks(200)).await;
+    let largest = sizes(&store).await.into_values().max().expect("files");
+    let mut bounded = CompactionSizes::with_target(4 * largest);
+    bounded.max_keys = 400;
+    let done = compact_all(&store, bounded).await;
+    let rows = |table: &str| before[table].unique_rows;
+    for c in &done {
+        let table = c.partition.split('/').next().expect("table");
+        if rows(table) > 2 * bounded.max_keys {
+            assert!(c.passes > 1, "{c:?}");
+        }
+        assert!(c.rows_out < c.rows_in, "duplicates dropped: {c:?}");
+    }
+    assert!(done.iter().any(|c| c.passes >= 8), "{done:?}");
+    assert_whole_and_unique(&count_lake(&store).await.expect("count"), &before);
+    // what the passes left is merged again by a run with room for it all,
+    // which repeats none of the rows
+    compact_all(&store, CompactionSizes::with_target(4 * largest)).await;
+    assert_whole_and_unique(&count_lake(&store).await.expect("count"), &before);
+    // a bound no number of passes can meet is an error, not a loop
+    archive(&root, records[..300].chunks(100)).await;
+    let mut impossible = bounded;
+    impossible.max_keys = 0;
+    assert!(
+        compact_table(&store, Table::OrderEvents, impossible)
+            .await
+            .is_err()
+    );
+}

@@ -2,7 +2,9 @@
 //! small files the archiver writes (one per invocation and partition) into
 //! files of about `COMPACT_FILE_MB` (default 128; files of a quarter of that
 //! or more are left alone), dropping duplicate `event_id`s from retries, for
-//! the partitions of the last `COMPACT_HOURS` hours (default 3). Configured by
+//! the partitions of the last `COMPACT_HOURS` hours (default 3). A partition
+//! whose row keys would need more than `COMPACT_KEYS_MB` (default 1,024) is
+//! compacted in several passes. Configured by
 //! `LAKE_URI` (and `KMS_KEY_ID` for SSE-KMS). A manual invocation may widen or
 //! move the window for a backfill: `{"hours": 48}`, or
 //! `{"start": "2026-11-20T00:00:00Z", "hours": 24}`.
@@ -28,6 +30,10 @@ const MAX_HOURS: i64 = 168;
 /// Merged files' sizes, MB: from 1 (tests) to 1,024 (Athena's gain ends
 /// well before; a merged file is held in memory until it is stored).
 const FILE_MB: std::ops::RangeInclusive<u64> = 1..=1024;
+
+/// Memory for a pass's row keys, MB: from 16 (tests) to 8,192 (most of
+/// Lambda's 10,240 MB).
+const KEYS_MB: std::ops::RangeInclusive<u64> = 16..=8192;
 
 /// The hours to compact, `(first, last)` in epoch milliseconds: the last
 /// `default` hours up to `now`, unless the event asks for another window.
@@ -60,12 +66,20 @@ async fn main() -> anyhow::Result<()> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let lake = Location::parse("LAKE_URI", &var("LAKE_URI").context("LAKE_URI is not set")?)?;
     let hours = number(&var, "COMPACT_HOURS", 3, 1..=MAX_HOURS)?;
-    let sizes = CompactionSizes::with_target(
+    let mut sizes = CompactionSizes::with_target(
         number(
             &var,
             "COMPACT_FILE_MB",
             CompactionSizes::DEFAULT_TARGET_MB,
             FILE_MB,
+        )? << 20,
+    );
+    sizes.max_keys = CompactionSizes::keys_within(
+        number(
+            &var,
+            "COMPACT_KEYS_MB",
+            CompactionSizes::DEFAULT_KEYS_MB,
+            KEYS_MB,
         )? << 20,
     );
     let path_style = var("S3_FORCE_PATH_STYLE").as_deref() == Some("true");
@@ -79,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
             for table in Table::ALL {
                 for c in compact_hours(&store, table, from, to, sizes).await? {
                     tracing::info!(partition = %c.partition, files_in = c.files_in, files_out = c.keys.len(),
-                        files_kept = c.files_kept, rows_in = c.rows_in, rows_out = c.rows_out, "compacted");
+                        files_kept = c.files_kept, rows_in = c.rows_in, rows_out = c.rows_out,
+                        passes = c.passes, "compacted");
                     partitions += 1;
                     files_in += c.files_in;
                     files_out += c.keys.len();

@@ -78,6 +78,33 @@ impl FirstSeen {
 
     /// `true` for the rows of `batch` not seen before (and remembers them).
     pub fn mask(&mut self, batch: &RecordBatch) -> Result<BooleanArray, String> {
+        self.mask_where(batch, |_| true)
+    }
+
+    /// Forgets every row (keeping the set's room and the key scheme, so
+    /// that a row has the same key in the next pass).
+    pub fn clear(&mut self) {
+        self.seen.clear();
+    }
+
+    /// Rows remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// `true` when no row is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Like [`FirstSeen::mask`], for the rows whose key `wanted` accepts
+    /// only: the others are `false` and not remembered. Compaction keeps
+    /// one range of keys a pass when a partition's would not fit in memory.
+    pub fn mask_where(
+        &mut self,
+        batch: &RecordBatch,
+        wanted: impl Fn(u128) -> bool,
+    ) -> Result<BooleanArray, String> {
         let ids = batch
             .column_by_name("event_id")
             .ok_or("no event_id column")?
@@ -87,10 +114,8 @@ impl FirstSeen {
             .map(|c| c.as_primitive::<Int32Type>());
         Ok((0..batch.num_rows())
             .map(|r| {
-                Some(
-                    self.seen
-                        .insert(self.key(ids.value(r), lines.map(|l| l.value(r)))),
-                )
+                let key = self.key(ids.value(r), lines.map(|l| l.value(r)));
+                Some(wanted(key) && self.seen.insert(key))
             })
             .collect())
     }
