@@ -13,14 +13,19 @@ pub struct CompactArgs {
     /// The main job's output folder (holds `lake/`).
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    /// Memory for a pass's row keys, MB (as the lake-compactor's
+    /// `COMPACT_KEYS_MB`): a partition with more rows is compacted in passes
+    #[arg(long, default_value_t = CompactionSizes::DEFAULT_KEYS_MB,
+          value_parser = clap::value_parser!(u64).range(16..=65536))]
+    keys_mb: u64,
 }
 
 /// Compacts every table of the lake under `out`; returns (files before, files after).
-pub async fn compact_lake(out: &Path) -> anyhow::Result<(usize, usize)> {
+pub async fn compact_lake(out: &Path, sizes: CompactionSizes) -> anyhow::Result<(usize, usize)> {
     let store = LocalStore::new(out.join("lake"));
     let (mut before, mut after) = (0, 0);
     for table in Table::ALL {
-        for c in compact_table(&store, table, CompactionSizes::default()).await? {
+        for c in compact_table(&store, table, sizes).await? {
             before += c.files_in;
             after += c.keys.len();
             println!(
@@ -51,7 +56,13 @@ pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
     let (before, after) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(compact_lake(&args.out))?;
+        .block_on(compact_lake(
+            &args.out,
+            CompactionSizes {
+                max_keys: CompactionSizes::keys_within(args.keys_mb << 20),
+                ..CompactionSizes::default()
+            },
+        ))?;
     println!("{before} files merged into {after}");
     Ok(())
 }

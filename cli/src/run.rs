@@ -396,7 +396,11 @@ async fn run_async(args: &RunArgs) -> anyhow::Result<()> {
         lake_dir.display()
     );
     // compact the small files, then check nothing changed for a reader
-    let (merged, into) = crate::compact::compact_lake(&args.out).await?;
+    let (merged, into) = crate::compact::compact_lake(
+        &args.out,
+        pipeline_processors::lake::compact::CompactionSizes::default(),
+    )
+    .await?;
     let compacted = count_lake(processor.handler().store().inner()).await?;
     for (t, c) in &compacted {
         anyhow::ensure!(
