@@ -106,7 +106,7 @@ PY
 # the files as the archiver wrote them, for DuckDB below: compaction rewrites them
 cp -r "$WORK/lake" "$WORK/lake-as-written"
 COMPACT_PORT=$(free_port)
-watch pipeline-processors lake-compactor "$COMPACT_PORT" "LAKE_URI=file://$WORK/lake" "$WORK/watch-compact.log"
+watch pipeline-processors lake-compactor "$COMPACT_PORT" "LAKE_URI=file://$WORK/lake,COMPACT_KEYS_MB=16" "$WORK/watch-compact.log"
 cargo lambda invoke lake-compactor -P "$COMPACT_PORT" --data-file "$WORK/compact.json" > "$WORK/compact.response"
 
 # the report generator over the compacted lake and the dead letters, for the lake's last day
