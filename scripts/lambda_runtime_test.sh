@@ -214,6 +214,7 @@ partitions = json.load(open(f"{work}/partitions-before.json"))
 per_partition = {p: len(glob.glob(f"{p}/*.parquet")) for p in partitions}
 check(compacted["partitions"] > 0 and compacted["files_in"] > compacted["partitions"],
       f"compactor: merged {compacted['files_in']} files into {compacted['partitions']}")
+check(compacted.get("most_passes") == 1, f"compactor: one pass over each partition ({compacted.get('most_passes')})")
 check(all(n == 1 for n in per_partition.values()), "compactor: one file per partition afterwards")
 all_rows = duckdb.sql(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet({glob.glob(f'{work}/lake/*_events/**/*.parquet', recursive=True)!r})").fetchall()[0]
 check(all_rows[0] == all_rows[1] == rows, f"compactor: {all_rows[0]} rows, as many as before, no duplicates")

@@ -90,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
             let (from, to) = window_of(&body, hours, now_ms())?;
             let (mut partitions, mut files_in, mut files_out, mut rows_in, mut rows_out) =
                 (0, 0, 0, 0, 0);
+            // more than one: some hour needed more than COMPACT_KEYS_MB
+            let mut most_passes = 1;
             for table in Table::ALL {
                 for c in compact_hours(&store, table, from, to, sizes).await? {
                     tracing::info!(partition = %c.partition, files_in = c.files_in, files_out = c.keys.len(),
@@ -100,12 +102,15 @@ async fn main() -> anyhow::Result<()> {
                     files_out += c.keys.len();
                     rows_in += c.rows_in;
                     rows_out += c.rows_out;
+                    most_passes = most_passes.max(c.passes);
                 }
             }
-            tracing::info!(from, to, partitions, files_in, files_out, rows_in, rows_out, "compaction run");
+            tracing::info!(from, to, partitions, files_in, files_out, rows_in, rows_out, most_passes,
+                "compaction run");
             Ok(json!({
                 "partitions": partitions, "files_in": files_in, "files_out": files_out,
-                "rows_in": rows_in, "duplicates_removed": rows_in - rows_out
+                "rows_in": rows_in, "duplicates_removed": rows_in - rows_out,
+                "most_passes": most_passes
             }))
         }
     })
