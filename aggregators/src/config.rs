@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pipeline_processors::retry::RetryPolicy;
-use pipeline_processors::settings::{ConfigError, number, retry_policy};
+use pipeline_processors::settings::{ConfigError, StreamSettings, number};
 
 use crate::influx::{InfluxApi, InfluxConfig, InfluxSink};
 use crate::sink::{LocalMetrics, MetricRecord, MetricsSink, SinkError, SinkReport};
@@ -62,7 +62,8 @@ impl AggregatorConfig {
 
     /// Reads settings through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let retry = retry_policy(&get)?;
+        let shared = StreamSettings::from_lookup(&get)?;
+        let retry = shared.retry;
         let kind = need(&get, "METRICS_SINK", "timestream, influx or local")?;
         let sink = match kind.as_str() {
             "timestream" => SinkChoice::Timestream {
@@ -132,20 +133,10 @@ impl AggregatorConfig {
         };
         Ok(AggregatorConfig {
             sink,
-            max_record_bytes: number(
-                &get,
-                "MAX_RECORD_BYTES",
-                pipeline_schemas::invocation::DEFAULT_MAX_RECORD_BYTES as u64,
-                1..=10 * 1024 * 1024,
-            )? as usize,
-            deadline_margin: Duration::from_millis(number(
-                &get,
-                "DEADLINE_MARGIN_MS",
-                2000u64,
-                1..=60_000,
-            )?),
+            max_record_bytes: shared.max_record_bytes,
+            deadline_margin: shared.deadline_margin,
             retry,
-            namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "EventPipeline".into()),
+            namespace: shared.metrics_namespace,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::retry::RetryPolicy;
 use crate::store::{Listed, LocalStore, ObjectStore, PutOptions, PutOutcome, StoreError};
 
 pub use crate::settings::ConfigError;
-use crate::settings::{number, retry_policy};
+use crate::settings::{StreamSettings, number};
 
 /// Where something lives: S3 or a local folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,7 @@ impl ProcessorConfig {
             var: "PARQUET_CODEC",
             problem: format!("{codec_raw:?}: use zstd, zstd:1..22 or snappy"),
         })?;
-        let retry = retry_policy(&get)?;
+        let shared = StreamSettings::from_lookup(&get)?;
         let force_path_style = match get("S3_FORCE_PATH_STYLE").as_deref() {
             None | Some("false" | "0") => false,
             Some("true" | "1") => true,
@@ -172,19 +172,9 @@ impl ProcessorConfig {
             claim_check,
             kms_key_id: get("KMS_KEY_ID"),
             codec,
-            max_record_bytes: number(
-                &get,
-                "MAX_RECORD_BYTES",
-                pipeline_schemas::invocation::DEFAULT_MAX_RECORD_BYTES,
-                1..=10 * 1024 * 1024,
-            )?,
-            retry,
-            deadline_margin: Duration::from_millis(number(
-                &get,
-                "DEADLINE_MARGIN_MS",
-                2000u64,
-                0..=60_000,
-            )?),
+            max_record_bytes: shared.max_record_bytes,
+            retry: shared.retry,
+            deadline_margin: shared.deadline_margin,
             force_path_style,
             sqs_max_message_bytes: number(
                 &get,
@@ -192,7 +182,7 @@ impl ProcessorConfig {
                 SQS_MAX_MESSAGE_BYTES,
                 1024..=1024 * 1024,
             )?,
-            metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "EventPipeline".into()),
+            metrics_namespace: shared.metrics_namespace,
         })
     }
 
