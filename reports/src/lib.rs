@@ -260,8 +260,7 @@ pub async fn register_lake(
 /// A real day as `YYYY-MM-DD`: what a partition's `dt` holds, and all a day
 /// may be before it goes into a view's SQL text.
 pub fn is_day(d: &str) -> bool {
-    d.len() == 10
-        && pipeline_schemas::rules::parse_rfc3339_utc_ms(&format!("{d}T00:00:00Z")).is_some()
+    pipeline_schemas::rules::parse_day(d).is_some()
 }
 
 /// Runs every report over the tables registered in `ctx`, with `letters`

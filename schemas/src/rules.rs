@@ -181,6 +181,26 @@ fn digits(b: &[u8]) -> Option<i64> {
     Some(v)
 }
 
+/// Days since the Unix epoch of a real date written `YYYY-MM-DD` (a lake
+/// partition's `dt`, a report's day); `None` for anything else.
+pub fn parse_day(s: &str) -> Option<i64> {
+    let b: &[u8; 10] = s.as_bytes().try_into().ok()?;
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (year, month, day) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day))
+}
+
+/// `YYYY-MM-DD` of a day count from the Unix epoch: what [`parse_day`] reads.
+pub fn format_day(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` (RFC 3339, UTC only) into
 /// milliseconds since the Unix epoch; sub-millisecond digits are truncated,
 /// since the lake stores milliseconds. Offsets other than `Z`, lower-case `t`
@@ -193,15 +213,10 @@ pub fn parse_rfc3339_utc_ms(s: &str) -> Option<i64> {
     if b[13] != b':' || b[16] != b':' || *b.last()? != b'Z' {
         return None;
     }
-    let year = digits(&b[0..4])?;
-    let month = digits(&b[5..7])?;
-    let day = digits(&b[8..10])?;
+    let days = parse_day(s.get(0..10)?)?;
     let hour = digits(&b[11..13])?;
     let minute = digits(&b[14..16])?;
     let second = digits(&b[17..19])?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
@@ -219,7 +234,6 @@ pub fn parse_rfc3339_utc_ms(s: &str) -> Option<i64> {
         }
         millis = digits(&ms)?;
     }
-    let days = days_from_civil(year, month, day);
     Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
 }
 
@@ -321,6 +335,27 @@ mod tests {
             assert_eq!(parse_rfc3339_utc_ms(bad), None, "{bad}");
         }
         assert!(parse_rfc3339_utc_ms("2000-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn days_parse_and_format_as_partitions_name_them() {
+        assert_eq!(parse_day("1970-01-01"), Some(0));
+        assert_eq!(parse_day("2026-11-25"), Some(20_782));
+        assert_eq!(parse_day("2024-02-29"), Some(19_782));
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-11-00",
+            "2026-11-5",
+            "2026/11/25",
+            "2026-11-25T",
+        ] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
+        for days in [-1, 0, 19_782, 20_782, 2_932_896] {
+            assert_eq!(parse_day(&format_day(days)), Some(days));
+        }
+        assert_eq!(format_day(20_782), "2026-11-25");
     }
 
     #[test]

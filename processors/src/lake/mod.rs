@@ -32,7 +32,7 @@ use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use pipeline_schemas::EventData;
 use pipeline_schemas::lake::Table;
 use pipeline_schemas::parallel::Workers;
-use pipeline_schemas::rules::civil_from_days;
+use pipeline_schemas::rules::format_day;
 
 use crate::batch::{HandlerReport, RecordHandler, ValidRecord};
 use crate::retry::RetryPolicy;
@@ -116,8 +116,7 @@ impl Partition {
 
     /// `dt=YYYY-MM-DD/hour=HH`.
     pub fn path(&self) -> String {
-        let (y, m, d) = civil_from_days(self.day);
-        format!("dt={y:04}-{m:02}-{d:02}/hour={:02}", self.hour)
+        format!("dt={}/hour={:02}", format_day(self.day), self.hour)
     }
 }
 

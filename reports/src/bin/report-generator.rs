@@ -7,34 +7,29 @@
 //! the outputs before their upload.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use lambda_runtime::{LambdaEvent, service_fn};
 use object_store::aws::AmazonS3Builder;
 use pipeline_processors::config::{AnyStore, Location};
+use pipeline_processors::runtime::now_ms;
 use pipeline_processors::settings::number;
 use pipeline_reports::remote::LakeSource;
+use pipeline_schemas::rules::{format_day, parse_day};
 use serde_json::{Value, json};
-
-fn day(ms: i64) -> String {
-    let (y, m, d) = pipeline_schemas::rules::civil_from_days(ms.div_euclid(86_400_000));
-    format!("{y:04}-{m:02}-{d:02}")
-}
 
 /// The days to report on (the `days` ending on the report's date, newest
 /// first) and the report's date: today, unless the event names another.
 fn window_of(event: &Value, days: i64, now: i64) -> Result<(Vec<String>, String), String> {
     let end = match event.get("date") {
-        None => now,
+        None => now.div_euclid(86_400_000),
         Some(v) => v
             .as_str()
-            .filter(|d| pipeline_reports::is_day(d))
-            .and_then(|d| pipeline_schemas::rules::parse_rfc3339_utc_ms(&format!("{d}T00:00:00Z")))
+            .and_then(parse_day)
             .ok_or_else(|| format!("\"date\" must be a day as YYYY-MM-DD, got {v}"))?,
     };
-    let window = (0..days).map(|i| day(end - i * 86_400_000)).collect();
-    Ok((window, day(end)))
+    let window = (0..days).map(|i| format_day(end - i)).collect();
+    Ok((window, format_day(end)))
 }
 
 #[tokio::main]
@@ -78,11 +73,7 @@ async fn main() -> anyhow::Result<()> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (lake, out, letters) = (lake.clone(), out.clone(), letters.clone());
         async move {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            let (window, date) = window_of(&event.payload, days, now)?;
+            let (window, date) = window_of(&event.payload, days, now_ms())?;
             let run = pipeline_reports::remote::run_remote(
                 &lake,
                 letters.as_ref(),
