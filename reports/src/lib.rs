@@ -19,6 +19,7 @@ use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use pipeline_schemas::lake::Table;
+use pipeline_schemas::rules::parse_day;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -234,20 +235,16 @@ pub async fn register_lake(
             .await
             .map_err(|e| ReportError::Query("register", format!("{table}: {e}")))?;
         if let Some(days) = days {
-            let listed: Vec<String> = days
-                .iter()
-                .filter(|d| is_day(d))
-                .map(|d| format!("'{d}'"))
-                .collect();
-            if listed.len() != days.len() || listed.is_empty() {
+            // a real YYYY-MM-DD is all a day may be before it goes into SQL
+            if days.is_empty() || !days.iter().all(|d| parse_day(d).is_some()) {
                 return Err(ReportError::Query(
                     "register",
                     format!("days must be YYYY-MM-DD, at least one: {days:?}"),
                 ));
             }
             let view = format!(
-                "CREATE VIEW {table} AS SELECT * FROM {name} WHERE dt IN ({})",
-                listed.join(", ")
+                "CREATE VIEW {table} AS SELECT * FROM {name} WHERE dt IN ('{}')",
+                days.join("', '")
             );
             ctx.sql(&view)
                 .await
@@ -255,12 +252,6 @@ pub async fn register_lake(
         }
     }
     Ok(())
-}
-
-/// A real day as `YYYY-MM-DD`: what a partition's `dt` holds, and all a day
-/// may be before it goes into a view's SQL text.
-pub fn is_day(d: &str) -> bool {
-    pipeline_schemas::rules::parse_day(d).is_some()
 }
 
 /// Runs every report over the tables registered in `ctx`, with `letters`

@@ -325,3 +325,36 @@ async fn reports_equal_hand_computed_numbers() {
     .expect("json");
     assert_eq!(json[0]["step"], "signed_up");
 }
+
+#[tokio::test]
+async fn only_real_days_reach_the_views_sql() {
+    let root = std::env::temp_dir().join(format!("reports-days-{}", std::process::id()));
+    let lake = format!("{}/", root.display());
+    let ctx = || datafusion::prelude::SessionContext::new();
+    for bad in [
+        vec![],
+        vec!["2026-11-25') OR ('1' = '1".to_owned()],
+        vec!["2026-11-25".to_owned(), "2026-02-30".to_owned()],
+    ] {
+        assert!(
+            pipeline_reports::register_lake(&ctx(), &lake, Some(&bad))
+                .await
+                .is_err(),
+            "{bad:?}"
+        );
+    }
+    let good = ctx();
+    let days = ["2026-11-25".to_owned(), "2026-11-24".to_owned()];
+    pipeline_reports::register_lake(&good, &lake, Some(&days))
+        .await
+        .expect("registered");
+    let rows = good
+        .sql("SELECT count(*) FROM order_events")
+        .await
+        .expect("query")
+        .collect()
+        .await
+        .expect("rows");
+    assert_eq!(rows[0].num_rows(), 1);
+    let _ = std::fs::remove_dir_all(&root);
+}
