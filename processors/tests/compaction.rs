@@ -10,27 +10,17 @@ use std::path::Path;
 
 use common::*;
 use pipeline_generator::kinesis::KinesisRecord;
+use pipeline_processors::LocalStore;
 use pipeline_processors::lake::compact::{
     Compacted, CompactionSizes, compact_hours, compact_table,
 };
 use pipeline_processors::lake::read::{TableCounts, count_lake};
 use pipeline_processors::store::ObjectStore;
-use pipeline_processors::{
-    BatchProcessor, LakeArchiver, LakeConfig, LocalDeadLetters, LocalStore, RetryPolicy,
-};
-use pipeline_schemas::DecoderConfig;
 use pipeline_schemas::lake::Table;
 
 /// Archives `chunks` as one invocation each into the lake under `root`.
 async fn archive<'a>(root: &Path, chunks: impl IntoIterator<Item = &'a [KinesisRecord]>) {
-    let mut p = BatchProcessor::new(
-        LakeArchiver::new(LocalStore::new(root.join("lake")), LakeConfig::default()),
-        LocalDeadLetters::new(root.join("dlq")),
-        DecoderConfig {
-            max_record_bytes: 64 * 1024,
-        },
-        RetryPolicy::default(),
-    );
+    let mut p = local_archiver(root);
     for chunk in chunks {
         let out = p
             .process(&mut payload(chunk), deadline())

@@ -107,14 +107,7 @@ async fn a_failed_batch_is_fetched_from_the_stream_rerun_and_its_message_deleted
         .expect("send");
 
     let root = temp_dir("redrive");
-    let mut processor = BatchProcessor::new(
-        LakeArchiver::new(LocalStore::new(root.join("lake")), LakeConfig::default()),
-        LocalDeadLetters::new(root.join("dlq")),
-        DecoderConfig {
-            max_record_bytes: 64 * 1024,
-        },
-        RetryPolicy::default(),
-    );
+    let mut processor = local_archiver(&root);
     let report = redrive(&sqs, &queue, &kinesis, &stream, &mut processor, deadline())
         .await
         .expect("redrive");

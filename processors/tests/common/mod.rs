@@ -12,6 +12,9 @@ use arrow_array::{Array, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use pipeline_generator::kinesis::{self, KinesisRecord, StreamInfo};
 use pipeline_generator::{PoisonMix, TrafficConfig, generate};
+use pipeline_processors::retry::RetryPolicy;
+use pipeline_processors::{BatchProcessor, LakeArchiver, LakeConfig, LocalDeadLetters, LocalStore};
+use pipeline_schemas::DecoderConfig;
 
 /// A folder for one test: removed when the test passes, kept (and named on
 /// stderr) when it fails, so that repeated runs leave nothing behind and a
@@ -39,6 +42,19 @@ impl Drop for TestDir {
             eprintln!("test folder kept: {}", self.0.path().display());
         }
     }
+}
+
+/// The archiver as the embedded default runs it, over `root/lake` and
+/// `root/dlq`, with the generator's 64 KB record limit.
+pub fn local_archiver(root: &Path) -> BatchProcessor<LakeArchiver<LocalStore>, LocalDeadLetters> {
+    BatchProcessor::new(
+        LakeArchiver::new(LocalStore::new(root.join("lake")), LakeConfig::default()),
+        LocalDeadLetters::new(root.join("dlq")),
+        DecoderConfig {
+            max_record_bytes: 64 * 1024,
+        },
+        RetryPolicy::default(),
+    )
 }
 
 pub fn temp_dir(name: &str) -> TestDir {
