@@ -223,12 +223,8 @@ pub async fn compact_partition<S: ObjectStore>(
             first.clear();
             // the kept files' rows and the stored ones' first, so that no
             // merged row repeats one of them
-            let earlier: Vec<String> = kept
-                .iter()
-                .map(|f| f.key.clone())
-                .chain(stored.clone())
-                .collect();
-            for key in &earlier {
+            let earlier = kept.iter().map(|f| f.key.as_str());
+            for key in earlier.chain(stored.iter().map(String::as_str)) {
                 let Some(bytes) = store.get(key).await? else {
                     continue;
                 };

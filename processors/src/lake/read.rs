@@ -105,13 +105,20 @@ impl FirstSeen {
         batch: &RecordBatch,
         wanted: impl Fn(u128) -> bool,
     ) -> Result<BooleanArray, String> {
+        // a file of the lake is input: a column of another type is an
+        // error naming it, not a panic
         let ids = batch
             .column_by_name("event_id")
             .ok_or("no event_id column")?
-            .as_string::<i32>();
-        let lines = batch
-            .column_by_name("line_number")
-            .map(|c| c.as_primitive::<Int32Type>());
+            .as_string_opt::<i32>()
+            .ok_or("event_id is not a string column")?;
+        let lines = match batch.column_by_name("line_number") {
+            None => None,
+            Some(c) => Some(
+                c.as_primitive_opt::<Int32Type>()
+                    .ok_or("line_number is not an int32 column")?,
+            ),
+        };
         Ok((0..batch.num_rows())
             .map(|r| {
                 let key = self.key(ids.value(r), lines.map(|l| l.value(r)));
@@ -127,7 +134,8 @@ impl TableCounts {
         let types = batch
             .column_by_name("event_type")
             .ok_or("no event_type column")?
-            .as_string::<i32>();
+            .as_string_opt::<i32>()
+            .ok_or("event_type is not a string column")?;
         self.rows += batch.num_rows();
         for row in (0..batch.num_rows()).filter(|&r| mask.value(r)) {
             self.unique_rows += 1;
@@ -267,5 +275,19 @@ mod tests {
             mask.iter().collect::<Vec<_>>(),
             [Some(true), Some(true), Some(false)]
         );
+    }
+
+    #[test]
+    fn a_file_with_wrong_typed_identity_columns_is_an_error_not_a_panic() {
+        let ints: arrow_array::ArrayRef =
+            std::sync::Arc::new(arrow_array::Int32Array::from(vec![1]));
+        let bad_ids = RecordBatch::try_from_iter([("event_id", ints)]).expect("batch");
+        assert!(FirstSeen::default().mask(&bad_ids).is_err());
+        let strings: arrow_array::ArrayRef =
+            std::sync::Arc::new(arrow_array::StringArray::from(vec!["a"]));
+        let bad_lines =
+            RecordBatch::try_from_iter([("event_id", strings.clone()), ("line_number", strings)])
+                .expect("batch");
+        assert!(FirstSeen::default().mask(&bad_lines).is_err());
     }
 }
