@@ -15,8 +15,7 @@ pub struct CompactArgs {
     out: PathBuf,
     /// Memory for a pass's row keys, MB (as the lake-compactor's
     /// `COMPACT_KEYS_MB`): a partition with more rows is compacted in passes
-    #[arg(long, default_value_t = CompactionSizes::DEFAULT_KEYS_MB,
-          value_parser = clap::value_parser!(u64).range(16..=65536))]
+    #[arg(long, default_value_t = CompactionSizes::DEFAULT_KEYS_MB)]
     keys_mb: u64,
 }
 
@@ -53,15 +52,17 @@ pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
         "no lake under {}",
         args.out.display()
     );
+    anyhow::ensure!(
+        CompactionSizes::KEYS_MB.contains(&args.keys_mb),
+        "--keys-mb must be within {:?}",
+        CompactionSizes::KEYS_MB
+    );
     let (before, after) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(compact_lake(
             &args.out,
-            CompactionSizes {
-                max_keys: CompactionSizes::keys_within(args.keys_mb << 20),
-                ..CompactionSizes::default()
-            },
+            CompactionSizes::default().with_keys_mb(args.keys_mb),
         ))?;
     println!("{before} files merged into {after}");
     Ok(())

@@ -31,10 +31,6 @@ const MAX_HOURS: i64 = 168;
 /// well before; a merged file is held in memory until it is stored).
 const FILE_MB: std::ops::RangeInclusive<u64> = 1..=1024;
 
-/// Memory for a pass's row keys, MB: from 16 (tests) to 8,192 (most of
-/// Lambda's 10,240 MB).
-const KEYS_MB: std::ops::RangeInclusive<u64> = 16..=8192;
-
 /// The hours to compact, `(first, last)` in epoch milliseconds: the last
 /// `default` hours up to `now`, unless the event asks for another window.
 fn window_of(body: &Bytes, default: i64, now: i64) -> Result<(i64, i64), String> {
@@ -66,22 +62,20 @@ async fn main() -> anyhow::Result<()> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let lake = Location::parse("LAKE_URI", &var("LAKE_URI").context("LAKE_URI is not set")?)?;
     let hours = number(&var, "COMPACT_HOURS", 3, 1..=MAX_HOURS)?;
-    let mut sizes = CompactionSizes::with_target(
+    let sizes = CompactionSizes::with_target(
         number(
             &var,
             "COMPACT_FILE_MB",
             CompactionSizes::DEFAULT_TARGET_MB,
             FILE_MB,
         )? << 20,
-    );
-    sizes.max_keys = CompactionSizes::keys_within(
-        number(
-            &var,
-            "COMPACT_KEYS_MB",
-            CompactionSizes::DEFAULT_KEYS_MB,
-            KEYS_MB,
-        )? << 20,
-    );
+    )
+    .with_keys_mb(number(
+        &var,
+        "COMPACT_KEYS_MB",
+        CompactionSizes::DEFAULT_KEYS_MB,
+        CompactionSizes::KEYS_MB,
+    )?);
     let path_style = var("S3_FORCE_PATH_STYLE").as_deref() == Some("true");
     let store = AnyStore::open(&lake, var("KMS_KEY_ID"), path_style).await;
     run_raw(move |body, _context| {

@@ -79,6 +79,18 @@ impl CompactionSizes {
     /// The default memory for the keys, MB: about 27 million rows a pass.
     pub const DEFAULT_KEYS_MB: u64 = 1024;
 
+    /// The memory the keys may be given, MB: from 16 (tests) to 8,192 (most
+    /// of Lambda's 10,240 MB).
+    pub const KEYS_MB: std::ops::RangeInclusive<u64> = 16..=8192;
+
+    /// These sizes with the keys of a pass held within `mb` MB.
+    pub fn with_keys_mb(self, mb: u64) -> Self {
+        CompactionSizes {
+            max_keys: Self::keys_within(mb << 20),
+            ..self
+        }
+    }
+
     /// Files of about `target_bytes`; those of a quarter of it or more are
     /// kept; keys within [`Self::DEFAULT_KEYS_MB`].
     pub fn with_target(target_bytes: u64) -> Self {
