@@ -1,12 +1,12 @@
 //! Events to Arrow record batches, one function per lake table.
 //!
 //! Builders append into contiguous buffers (no allocation per field); each
-//! batch is sized up front from the rows it will hold.
-
-use std::sync::Arc;
+//! batch is sized up front from the rows it will hold. Columns that the
+//! encoder writes straight from the records (`super::direct`) can be left
+//! out: they come back as `None`.
 
 use arrow_array::builder::{
-    BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    ArrayBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMillisecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
@@ -23,58 +23,105 @@ fn ts(n: usize) -> TimestampMillisecondBuilder {
 
 /// The nine columns every table starts with.
 struct Common {
-    event_id: StringBuilder,
+    event_id: Option<StringBuilder>,
     event_type: StringBuilder,
     schema_version: Int32Builder,
-    occurred_at: TimestampMillisecondBuilder,
+    occurred_at: Option<TimestampMillisecondBuilder>,
     source: StringBuilder,
-    correlation_id: StringBuilder,
+    correlation_id: Option<StringBuilder>,
     shard_id: StringBuilder,
-    sequence_number: StringBuilder,
-    arrived_at: TimestampMillisecondBuilder,
+    sequence_number: Option<StringBuilder>,
+    arrived_at: Option<TimestampMillisecondBuilder>,
+}
+
+/// Which of a table's columns (by position) are left out of its batch.
+pub type Skip = [bool];
+
+/// `value` unless column `c` is skipped.
+fn unless<T>(skip: &Skip, c: usize, value: impl FnOnce() -> T) -> Option<T> {
+    (!skip.get(c).copied().unwrap_or(false)).then(value)
+}
+
+/// A string builder for column `c`, unless it is skipped.
+fn strings(skip: &Skip, c: usize, n: usize, bytes: usize) -> Option<StringBuilder> {
+    unless(skip, c, || StringBuilder::with_capacity(n, n * bytes))
 }
 
 impl Common {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, skip: &Skip) -> Self {
         Common {
-            event_id: StringBuilder::with_capacity(n, n * 36),
+            event_id: strings(skip, 0, n, 36),
             event_type: StringBuilder::with_capacity(n, n * 16),
             schema_version: Int32Builder::with_capacity(n),
-            occurred_at: ts(n),
+            occurred_at: unless(skip, 3, || ts(n)),
             source: StringBuilder::with_capacity(n, n * 20),
-            correlation_id: StringBuilder::with_capacity(n, n * 36),
+            correlation_id: strings(skip, 5, n, 36),
             shard_id: StringBuilder::with_capacity(n, n * 20),
-            sequence_number: StringBuilder::with_capacity(n, n * 56),
-            arrived_at: ts(n),
+            sequence_number: strings(skip, 7, n, 56),
+            arrived_at: unless(skip, 8, || ts(n)),
         }
     }
 
     fn push(&mut self, r: &ValidRecord<'_>) {
         let e = &r.event;
-        self.event_id.append_value(e.event_id);
+        if let Some(b) = &mut self.event_id {
+            b.append_value(e.event_id);
+        }
         self.event_type.append_value(e.event_type().as_str());
         self.schema_version.append_value(e.schema_version as i32);
-        self.occurred_at.append_value(e.occurred_at_ms);
+        if let Some(b) = &mut self.occurred_at {
+            b.append_value(e.occurred_at_ms);
+        }
         self.source.append_value(e.source);
-        self.correlation_id.append_value(e.correlation_id);
+        if let Some(b) = &mut self.correlation_id {
+            b.append_value(e.correlation_id);
+        }
         self.shard_id.append_value(r.meta.shard_id);
-        self.sequence_number.append_value(r.meta.sequence_number);
-        self.arrived_at.append_value(r.meta.arrival_ms);
+        if let Some(b) = &mut self.sequence_number {
+            b.append_value(r.meta.sequence_number);
+        }
+        if let Some(b) = &mut self.arrived_at {
+            b.append_value(r.meta.arrival_ms);
+        }
     }
 
-    fn finish(mut self) -> Vec<ArrayRef> {
+    fn finish(self) -> Columns {
         vec![
-            Arc::new(self.event_id.finish()),
-            Arc::new(self.event_type.finish()),
-            Arc::new(self.schema_version.finish()),
-            Arc::new(self.occurred_at.finish()),
-            Arc::new(self.source.finish()),
-            Arc::new(self.correlation_id.finish()),
-            Arc::new(self.shard_id.finish()),
-            Arc::new(self.sequence_number.finish()),
-            Arc::new(self.arrived_at.finish()),
+            self.event_id.map(finish),
+            Some(finish(self.event_type)),
+            Some(finish(self.schema_version)),
+            self.occurred_at.map(finish),
+            Some(finish(self.source)),
+            self.correlation_id.map(finish),
+            Some(finish(self.shard_id)),
+            self.sequence_number.map(finish),
+            self.arrived_at.map(finish),
         ]
     }
+}
+
+/// A table's columns in schema order, `None` where left out.
+pub type Columns = Vec<Option<ArrayRef>>;
+
+fn finish(mut builder: impl ArrayBuilder) -> ArrayRef {
+    builder.finish()
+}
+
+/// The columns as a batch of the table's schema (none left out).
+pub fn batch(table: Table, columns: Columns) -> Result<RecordBatch, ArrowError> {
+    let columns = columns
+        .into_iter()
+        .enumerate()
+        .map(|(c, column)| {
+            column.ok_or_else(|| {
+                ArrowError::InvalidArgumentError(format!(
+                    "column {c} of {} was left out",
+                    table.name()
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    RecordBatch::try_new(table.schema(), columns)
 }
 
 /// The table-specific columns of one `user_events` row; `None` is null.
@@ -92,9 +139,10 @@ struct UserRow<'a> {
 /// `user_events` rows for `rows` (user events only).
 pub fn user_events<'a>(
     rows: impl Iterator<Item = &'a ValidRecord<'a>> + Clone,
-) -> Result<RecordBatch, ArrowError> {
+    skip: &Skip,
+) -> Result<Columns, ArrowError> {
     let n = rows.clone().count();
-    let mut common = Common::new(n);
+    let mut common = Common::new(n, skip);
     let mut user_id = StringBuilder::with_capacity(n, n * 16);
     let mut country = StringBuilder::with_capacity(n, n * 2);
     let mut channel = StringBuilder::with_capacity(n, n * 4);
@@ -148,17 +196,17 @@ pub fn user_events<'a>(
         domain.append_option(row.email_domain);
     }
     let mut cols = common.finish();
-    let rest: [ArrayRef; 7] = [
-        Arc::new(user_id.finish()),
-        Arc::new(country.finish()),
-        Arc::new(channel.finish()),
-        Arc::new(login_method.finish()),
-        Arc::new(opt_in.finish()),
-        Arc::new(changed.finish()),
-        Arc::new(domain.finish()),
+    let rest: [Option<ArrayRef>; 7] = [
+        Some(finish(user_id)),
+        Some(finish(country)),
+        Some(finish(channel)),
+        Some(finish(login_method)),
+        Some(finish(opt_in)),
+        Some(finish(changed)),
+        Some(finish(domain)),
     ];
     cols.extend(rest);
-    RecordBatch::try_new(Table::UserEvents.schema(), cols)
+    Ok(cols)
 }
 
 /// The table-specific columns of one `order_events` row; `None` is null.
@@ -233,10 +281,11 @@ fn order_row<'a>(data: &'a EventData<'a>) -> Option<OrderRow<'a>> {
 /// `order_events` rows for `rows` (order events only).
 pub fn order_events<'a>(
     rows: impl Iterator<Item = &'a ValidRecord<'a>> + Clone,
-) -> Result<RecordBatch, ArrowError> {
+    skip: &Skip,
+) -> Result<Columns, ArrowError> {
     let n = rows.clone().count();
-    let mut common = Common::new(n);
-    let mut order_id = StringBuilder::with_capacity(n, n * 20);
+    let mut common = Common::new(n, skip);
+    let mut order_id = strings(skip, 9, n, 20);
     let mut user_id = StringBuilder::with_capacity(n, n * 16);
     let mut country = StringBuilder::with_capacity(n, n * 2);
     let mut currency = StringBuilder::with_capacity(n, n * 3);
@@ -257,7 +306,9 @@ pub fn order_events<'a>(
             )));
         };
         common.push(r);
-        order_id.append_value(row.order_id);
+        if let Some(b) = &mut order_id {
+            b.append_value(row.order_id);
+        }
         user_id.append_value(row.user_id);
         country.append_value(row.country);
         currency.append_option(row.currency);
@@ -272,29 +323,30 @@ pub fn order_events<'a>(
         cancel.append_option(row.cancel_reason);
     }
     let mut cols = common.finish();
-    let rest: [ArrayRef; 13] = [
-        Arc::new(order_id.finish()),
-        Arc::new(user_id.finish()),
-        Arc::new(country.finish()),
-        Arc::new(currency.finish()),
-        Arc::new(amount.finish()),
-        Arc::new(item_count.finish()),
-        Arc::new(payment_id.finish()),
-        Arc::new(method.finish()),
-        Arc::new(failure.finish()),
-        Arc::new(warehouse.finish()),
-        Arc::new(carrier.finish()),
-        Arc::new(shipped.finish()),
-        Arc::new(cancel.finish()),
+    let rest: [Option<ArrayRef>; 13] = [
+        order_id.map(finish),
+        Some(finish(user_id)),
+        Some(finish(country)),
+        Some(finish(currency)),
+        Some(finish(amount)),
+        Some(finish(item_count)),
+        Some(finish(payment_id)),
+        Some(finish(method)),
+        Some(finish(failure)),
+        Some(finish(warehouse)),
+        Some(finish(carrier)),
+        Some(finish(shipped)),
+        Some(finish(cancel)),
     ];
     cols.extend(rest);
-    RecordBatch::try_new(Table::OrderEvents.schema(), cols)
+    Ok(cols)
 }
 
 /// `order_items` rows: one per line item of each `order.created` in `rows`.
 pub fn order_items<'a>(
     rows: impl Iterator<Item = &'a ValidRecord<'a>> + Clone,
-) -> Result<RecordBatch, ArrowError> {
+    skip: &Skip,
+) -> Result<Columns, ArrowError> {
     let n: usize = rows
         .clone()
         .map(|r| match &r.event.data {
@@ -302,8 +354,8 @@ pub fn order_items<'a>(
             _ => 0,
         })
         .sum();
-    let mut common = Common::new(n);
-    let mut order_id = StringBuilder::with_capacity(n, n * 20);
+    let mut common = Common::new(n, skip);
+    let mut order_id = strings(skip, 9, n, 20);
     let mut user_id = StringBuilder::with_capacity(n, n * 16);
     let mut line = Int32Builder::with_capacity(n);
     let mut sku = StringBuilder::with_capacity(n, n * 10);
@@ -317,7 +369,9 @@ pub fn order_items<'a>(
         };
         for (i, item) in d.items.iter().enumerate() {
             common.push(r);
-            order_id.append_value(d.order_id);
+            if let Some(b) = &mut order_id {
+                b.append_value(d.order_id);
+            }
             user_id.append_value(d.user_id);
             line.append_value(i as i32 + 1);
             sku.append_value(item.sku);
@@ -328,16 +382,16 @@ pub fn order_items<'a>(
         }
     }
     let mut cols = common.finish();
-    let rest: [ArrayRef; 8] = [
-        Arc::new(order_id.finish()),
-        Arc::new(user_id.finish()),
-        Arc::new(line.finish()),
-        Arc::new(sku.finish()),
-        Arc::new(quantity.finish()),
-        Arc::new(price.finish()),
-        Arc::new(currency.finish()),
-        Arc::new(country.finish()),
+    let rest: [Option<ArrayRef>; 8] = [
+        order_id.map(finish),
+        Some(finish(user_id)),
+        Some(finish(line)),
+        Some(finish(sku)),
+        Some(finish(quantity)),
+        Some(finish(price)),
+        Some(finish(currency)),
+        Some(finish(country)),
     ];
     cols.extend(rest);
-    RecordBatch::try_new(Table::OrderItems.schema(), cols)
+    Ok(cols)
 }

@@ -9,6 +9,7 @@
 
 pub mod columns;
 pub mod compact;
+mod direct;
 pub mod read;
 mod zstd_chunks;
 
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-use arrow_array::RecordBatch;
+use arrow_array::ArrayRef;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use parquet::arrow::arrow_writer::{
@@ -226,9 +227,10 @@ fn encode_using(
         Task::Build(g) => {
             let ((table, _, _), idx) = &groups[g];
             let file = &files[g];
-            let opened = build_batch(records, *table, idx).and_then(|batch| {
-                let rows = batch.num_rows();
-                start_file(&batch, *table, encoder).map(|opened| (rows, opened))
+            let opened = encoder.setup(*table).and_then(|setup| {
+                let columns = build_columns(records, *table, idx, &setup.skip)?;
+                let rows = direct::rows(*table, records, idx).count();
+                start_file(&columns, rows, *table, encoder).map(|opened| (rows, opened))
             });
             match opened {
                 Ok((rows, (writer, columns))) => {
@@ -248,20 +250,8 @@ fn encode_using(
             }
         }
         Task::Column(g, c, column) => {
-            let (mut writer, leaf, zstd) = *column;
-            let chunk = writer
-                .write(&leaf)
-                .and_then(|()| writer.close())
-                .map_err(|e| format!("parquet write: {e}"))
-                .and_then(|chunk| match zstd {
-                    None => Ok(Encoded::Arrow(chunk)),
-                    Some((pages, level)) => {
-                        let close = chunk.close().clone();
-                        drop(chunk);
-                        zstd_chunks::compress(zstd_chunks::take(&pages), close, level)
-                            .map(|(bytes, close)| Encoded::Compressed(bytes, close))
-                    }
-                });
+            let ((table, _, _), idx) = &groups[g];
+            let chunk = encode_column(*column, *table, c, records, idx);
             let mut state = files[g].lock();
             state.chunks[c] = Some(chunk);
             if state.chunks.iter().all(Option::is_some) {
@@ -386,9 +376,65 @@ type ParquetFile = SerializedFileWriter<Vec<u8>>;
 /// level.
 type ColumnTask = (
     ArrowColumnWriter,
-    ArrowLeafColumn,
+    ColumnWork,
     Option<(zstd_chunks::Pages, ZstdLevel)>,
 );
+
+/// What a column task encodes.
+enum ColumnWork {
+    /// Its Arrow leaf, through its writer.
+    Arrow(ArrowLeafColumn),
+    /// Its values straight from the records ([`direct`]), or through its
+    /// writer when the chunk is not one [`direct`] writes.
+    Direct(direct::Plan),
+}
+
+/// Encodes column `c` of a file of `table` (the records at `idx`).
+fn encode_column(
+    (mut writer, work, zstd): ColumnTask,
+    table: Table,
+    c: usize,
+    records: &[ValidRecord<'_>],
+    idx: &[usize],
+) -> Result<Encoded, String> {
+    let leaf = match work {
+        ColumnWork::Arrow(leaf) => leaf,
+        ColumnWork::Direct(plan) => {
+            let rows = direct::rows(table, records, idx);
+            if let (Some((_, level)), Some((pages, close))) =
+                (&zstd, direct::encode(&plan, rows.clone()))
+            {
+                return zstd_chunks::compress(pages, close, *level)
+                    .map(|(bytes, close)| Encoded::Compressed(bytes, close));
+            }
+            let schema = table.schema();
+            let field = schema
+                .fields()
+                .get(c)
+                .ok_or_else(|| format!("{} has no column {c}", table.name()))?;
+            let array = plan.column().array(rows);
+            let mut leaves =
+                compute_leaves(field, &array).map_err(|e| format!("parquet levels: {e}"))?;
+            match (leaves.pop(), leaves.is_empty()) {
+                (Some(leaf), true) => leaf,
+                _ => return Err(format!("{}.{} is not one leaf", table.name(), field.name())),
+            }
+        }
+    };
+    let chunk = writer
+        .write(&leaf)
+        .and_then(|()| writer.close())
+        .map_err(|e| format!("parquet write: {e}"))?;
+    match zstd {
+        None => Ok(Encoded::Arrow(chunk)),
+        Some((pages, level)) => {
+            let close = chunk.close().clone();
+            drop(chunk);
+            zstd_chunks::compress(zstd_chunks::take(&pages), close, level)
+                .map(|(bytes, close)| Encoded::Compressed(bytes, close))
+        }
+    }
+}
 
 /// How files are encoded: the properties they are declared with, those
 /// their column writers are given (with zstd, the writers encode
@@ -413,6 +459,11 @@ struct FileSetup {
     props: Arc<WriterProperties>,
     /// Per leaf column: the zstd level, when [`zstd_chunks`] compresses it.
     zstd: Vec<Option<ZstdLevel>>,
+    /// Per column: how [`direct`] writes it, when it does (only zstd
+    /// columns: [`direct`] leaves compression to [`zstd_chunks`]).
+    direct: Vec<Option<direct::Plan>>,
+    /// Per column: left out of the Arrow batch (it has a plan).
+    skip: Vec<bool>,
 }
 
 impl Encoder {
@@ -457,31 +508,60 @@ impl Encoder {
                 Compression::ZSTD(level) if self.own_zstd => Some(level),
                 _ => None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // direct columns are leaves of their own, so column and leaf agree
+        let direct: Vec<Option<direct::Plan>> = if schema.num_columns() == arrow.fields().len() {
+            arrow
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(c, field)| {
+                    let column = direct::Column::of(table, field.name())?;
+                    zstd[c]?;
+                    direct::Plan::new(column, schema.column(c), &props)
+                })
+                .collect()
+        } else {
+            arrow.fields().iter().map(|_| None).collect()
+        };
+        let skip = direct.iter().map(Option::is_some).collect();
         Ok(FileSetup {
             schema,
             props: Arc::new(props),
             zstd,
+            direct,
+            skip,
         })
     }
 }
 
-/// A Parquet file writer for `batch`, as `ArrowWriter` would open it (the
+/// A Parquet file writer for `columns` (a table's columns in schema order,
+/// `None` for those [`direct`] writes), as `ArrowWriter` would open it (the
 /// Arrow schema in the footer), and one encoding task per leaf column with
-/// its expected cost (the column's Arrow bytes: encoding and compressing
-/// are linear in them).
+/// its expected cost (the column's Arrow bytes, or for a direct column an
+/// estimate of them: encoding and compressing are linear in them).
 fn start_file(
-    batch: &RecordBatch,
+    columns: &[Option<ArrayRef>],
+    rows: usize,
     table: Table,
     encoder: &Encoder,
 ) -> Result<(ParquetFile, Vec<(ColumnTask, usize)>), String> {
     let setup = encoder.setup(table)?;
-    let schema = batch.schema();
-    let expected = table.schema();
-    if !Arc::ptr_eq(&schema, &expected) && schema != expected {
-        return Err(format!("a {} batch of another schema", table.name()));
+    let schema = table.schema();
+    if columns.len() != schema.fields().len() {
+        return Err(format!(
+            "{} columns for the {} fields of {}",
+            columns.len(),
+            schema.fields().len(),
+            table.name()
+        ));
     }
-    let buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 4096);
+    let arrow_bytes: usize = columns
+        .iter()
+        .flatten()
+        .map(|c| c.get_array_memory_size())
+        .sum();
+    let buf = Vec::with_capacity(arrow_bytes / 3 + rows * 48 + 4096);
     let file = SerializedFileWriter::new(
         buf,
         setup.schema.root_schema_ptr(),
@@ -509,34 +589,48 @@ fn start_file(
         })
         .collect::<Option<_>>()
         .ok_or_else(|| "a column writer without a page store".to_owned())?;
-    let mut leaves = Vec::with_capacity(writers.len());
+    let mut work = Vec::with_capacity(writers.len());
     let mut costs = Vec::with_capacity(writers.len());
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        let before = leaves.len();
-        leaves.extend(compute_leaves(field, column).map_err(|e| format!("parquet levels: {e}"))?);
-        let added = leaves.len() - before;
-        let cost = column.get_array_memory_size() / added.max(1);
-        costs.extend(std::iter::repeat_n(cost, added));
+    for (c, (field, column)) in schema.fields().iter().zip(columns).enumerate() {
+        match (column, setup.direct.get(c).cloned().flatten()) {
+            (Some(column), _) => {
+                if column.data_type() != field.data_type() {
+                    return Err(format!(
+                        "{}.{} built as {}, not {}",
+                        table.name(),
+                        field.name(),
+                        column.data_type(),
+                        field.data_type()
+                    ));
+                }
+                let leaves =
+                    compute_leaves(field, column).map_err(|e| format!("parquet levels: {e}"))?;
+                let cost = column.get_array_memory_size() / leaves.len().max(1);
+                costs.extend(std::iter::repeat_n(cost, leaves.len()));
+                work.extend(leaves.into_iter().map(ColumnWork::Arrow));
+            }
+            (None, Some(plan)) => {
+                costs.push(rows * plan.column().bytes_per_row());
+                work.push(ColumnWork::Direct(plan));
+            }
+            (None, None) => {
+                return Err(format!("{}.{} was left out", table.name(), field.name()));
+            }
+        }
     }
-    if leaves.len() != writers.len() {
+    if work.len() != writers.len() || zstd.len() != writers.len() {
         return Err(format!(
-            "{} leaf columns for {} column writers",
-            leaves.len(),
-            writers.len()
-        ));
-    }
-    if zstd.len() != writers.len() {
-        return Err(format!(
-            "{} leaf columns for {} column writers",
+            "{} leaf columns and {} page stores for {} column writers",
+            work.len(),
             zstd.len(),
             writers.len()
         ));
     }
     let tasks = writers
         .into_iter()
-        .zip(leaves)
+        .zip(work)
         .zip(zstd)
-        .map(|((writer, leaf), zstd)| (writer, leaf, zstd));
+        .map(|((writer, work), zstd)| (writer, work, zstd));
     Ok((file, tasks.zip(costs).collect()))
 }
 
@@ -607,18 +701,33 @@ fn properties_with(compression: Compression) -> WriterProperties {
     props.build()
 }
 
+/// The Arrow columns of `table` for the records at `idx`, but those `skip`
+/// leaves out.
+fn build_columns(
+    records: &[ValidRecord<'_>],
+    table: Table,
+    idx: &[usize],
+    skip: &columns::Skip,
+) -> Result<columns::Columns, String> {
+    let rows = idx.iter().map(|&i| &records[i]);
+    match table {
+        Table::UserEvents => columns::user_events(rows, skip),
+        Table::OrderEvents => columns::order_events(rows, skip),
+        Table::OrderItems => columns::order_items(rows, skip),
+    }
+    .map_err(|e| format!("building {} batch: {e}", table.name()))
+}
+
+/// The whole Arrow batch of `table` for the records at `idx`: what the
+/// files hold, and what the tests give `ArrowWriter` to compare with.
+#[cfg(test)]
 fn build_batch(
     records: &[ValidRecord<'_>],
     table: Table,
     idx: &[usize],
-) -> Result<RecordBatch, String> {
-    let rows = idx.iter().map(|&i| &records[i]);
-    match table {
-        Table::UserEvents => columns::user_events(rows),
-        Table::OrderEvents => columns::order_events(rows),
-        Table::OrderItems => columns::order_items(rows),
-    }
-    .map_err(|e| format!("building {} batch: {e}", table.name()))
+) -> Result<arrow_array::RecordBatch, String> {
+    build_columns(records, table, idx, &[])
+        .and_then(|columns| columns::batch(table, columns).map_err(|e| e.to_string()))
 }
 
 /// The archiver: a [`RecordHandler`] that writes valid events to the lake.
@@ -690,7 +799,9 @@ impl<S: ObjectStore> RecordHandler for LakeArchiver<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use arrow_array::RecordBatch;
+
     use super::*;
 
     #[test]
@@ -713,7 +824,7 @@ mod tests {
     }
 
     /// One invocation of generated traffic over `shards` shards.
-    fn payload_of(traffic: pipeline_generator::TrafficConfig, shards: u32) -> Vec<u8> {
+    pub(super) fn payload_of(traffic: pipeline_generator::TrafficConfig, shards: u32) -> Vec<u8> {
         use pipeline_generator::kinesis::{self, StreamInfo};
         let traffic = pipeline_generator::generate(traffic);
         let records: Vec<_> = kinesis::route(&traffic, shards)
@@ -724,7 +835,9 @@ mod tests {
     }
 
     /// The valid records of `decoded`, as the batch core hands them over.
-    fn valid_of<'a>(decoded: &'a [pipeline_schemas::DecodedRecord<'a>]) -> Vec<ValidRecord<'a>> {
+    pub(super) fn valid_of<'a>(
+        decoded: &'a [pipeline_schemas::DecodedRecord<'a>],
+    ) -> Vec<ValidRecord<'a>> {
         decoded
             .iter()
             .enumerate()
