@@ -5,16 +5,16 @@
 //! encoder writes straight from the records (`super::direct`) can be left
 //! out: they come back as `None`.
 
+use arrow_array::ArrayRef;
 use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMillisecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::ArrowError;
 use pipeline_schemas::EventData;
-use pipeline_schemas::lake::Table;
 use pipeline_schemas::rules::email_domain;
 
+use super::direct;
 use crate::batch::ValidRecord;
 
 fn ts(n: usize) -> TimestampMillisecondBuilder {
@@ -22,106 +22,160 @@ fn ts(n: usize) -> TimestampMillisecondBuilder {
 }
 
 /// The nine columns every table starts with.
-struct Common {
-    event_id: Option<StringBuilder>,
+struct Common<'a> {
+    event_id: Strings<'a>,
     event_type: StringBuilder,
     schema_version: Int32Builder,
-    occurred_at: Option<TimestampMillisecondBuilder>,
+    occurred_at: Stamps<'a>,
     source: StringBuilder,
-    correlation_id: Option<StringBuilder>,
+    correlation_id: Strings<'a>,
     shard_id: StringBuilder,
-    sequence_number: Option<StringBuilder>,
-    arrived_at: Option<TimestampMillisecondBuilder>,
+    sequence_number: Strings<'a>,
+    arrived_at: Stamps<'a>,
 }
 
-/// Which of a table's columns (by position) are left out of its batch.
-pub type Skip = [bool];
+/// How each of a table's columns (by position) is written: `Some` plan for
+/// those [`direct`] writes, `None` (or no entry) for Arrow.
+pub(crate) type Plans = [Option<direct::Plan>];
 
-/// `value` unless column `c` is skipped.
-fn unless<T>(skip: &Skip, c: usize, value: impl FnOnce() -> T) -> Option<T> {
-    (!skip.get(c).copied().unwrap_or(false)).then(value)
+/// A string column, through Arrow or [`direct`].
+enum Strings<'a> {
+    Arrow(StringBuilder),
+    Direct(direct::Page<'a>),
 }
 
-/// A string builder for column `c`, unless it is skipped.
-fn strings(skip: &Skip, c: usize, n: usize, bytes: usize) -> Option<StringBuilder> {
-    unless(skip, c, || StringBuilder::with_capacity(n, n * bytes))
-}
-
-impl Common {
-    fn new(n: usize, skip: &Skip) -> Self {
-        Common {
-            event_id: strings(skip, 0, n, 36),
-            event_type: StringBuilder::with_capacity(n, n * 16),
-            schema_version: Int32Builder::with_capacity(n),
-            occurred_at: unless(skip, 3, || ts(n)),
-            source: StringBuilder::with_capacity(n, n * 20),
-            correlation_id: strings(skip, 5, n, 36),
-            shard_id: StringBuilder::with_capacity(n, n * 20),
-            sequence_number: strings(skip, 7, n, 56),
-            arrived_at: unless(skip, 8, || ts(n)),
+impl<'a> Strings<'a> {
+    fn new(plans: &Plans, c: usize, n: usize, bytes: usize) -> Self {
+        match plans.get(c) {
+            Some(Some(plan)) => Strings::Direct(direct::Page::new(plan, n)),
+            _ => Strings::Arrow(StringBuilder::with_capacity(n, n * bytes)),
         }
     }
 
-    fn push(&mut self, r: &ValidRecord<'_>) {
-        let e = &r.event;
-        if let Some(b) = &mut self.event_id {
-            b.append_value(e.event_id);
+    #[inline]
+    fn push(&mut self, value: &'a str) {
+        match self {
+            Strings::Arrow(b) => b.append_value(value),
+            Strings::Direct(page) => page.push_text(value),
         }
+    }
+
+    fn finish(self) -> Built {
+        match self {
+            Strings::Arrow(b) => Built::Arrow(finish(b)),
+            Strings::Direct(page) => Built::Direct(page.finish()),
+        }
+    }
+}
+
+/// A timestamp column, through Arrow or [`direct`].
+enum Stamps<'a> {
+    Arrow(TimestampMillisecondBuilder),
+    Direct(direct::Page<'a>),
+}
+
+impl<'a> Stamps<'a> {
+    fn new(plans: &Plans, c: usize, n: usize) -> Self {
+        match plans.get(c) {
+            Some(Some(plan)) => Stamps::Direct(direct::Page::new(plan, n)),
+            _ => Stamps::Arrow(ts(n)),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, value: i64) {
+        match self {
+            Stamps::Arrow(b) => b.append_value(value),
+            Stamps::Direct(page) => page.push_number(value),
+        }
+    }
+
+    fn finish(self) -> Built {
+        match self {
+            Stamps::Arrow(b) => Built::Arrow(finish(b)),
+            Stamps::Direct(page) => Built::Direct(page.finish()),
+        }
+    }
+}
+
+impl<'a> Common<'a> {
+    fn new(n: usize, plans: &Plans) -> Self {
+        Common {
+            event_id: Strings::new(plans, 0, n, 36),
+            event_type: StringBuilder::with_capacity(n, n * 16),
+            schema_version: Int32Builder::with_capacity(n),
+            occurred_at: Stamps::new(plans, 3, n),
+            source: StringBuilder::with_capacity(n, n * 20),
+            correlation_id: Strings::new(plans, 5, n, 36),
+            shard_id: StringBuilder::with_capacity(n, n * 20),
+            sequence_number: Strings::new(plans, 7, n, 56),
+            arrived_at: Stamps::new(plans, 8, n),
+        }
+    }
+
+    fn push(&mut self, r: &ValidRecord<'a>) {
+        let e = &r.event;
+        self.event_id.push(e.event_id);
         self.event_type.append_value(e.event_type().as_str());
         self.schema_version.append_value(e.schema_version as i32);
-        if let Some(b) = &mut self.occurred_at {
-            b.append_value(e.occurred_at_ms);
-        }
+        self.occurred_at.push(e.occurred_at_ms);
         self.source.append_value(e.source);
-        if let Some(b) = &mut self.correlation_id {
-            b.append_value(e.correlation_id);
-        }
+        self.correlation_id.push(e.correlation_id);
         self.shard_id.append_value(r.meta.shard_id);
-        if let Some(b) = &mut self.sequence_number {
-            b.append_value(r.meta.sequence_number);
-        }
-        if let Some(b) = &mut self.arrived_at {
-            b.append_value(r.meta.arrival_ms);
-        }
+        self.sequence_number.push(r.meta.sequence_number);
+        self.arrived_at.push(r.meta.arrival_ms);
     }
 
     fn finish(self) -> Columns {
         vec![
-            self.event_id.map(finish),
-            Some(finish(self.event_type)),
-            Some(finish(self.schema_version)),
-            self.occurred_at.map(finish),
-            Some(finish(self.source)),
-            self.correlation_id.map(finish),
-            Some(finish(self.shard_id)),
-            self.sequence_number.map(finish),
-            self.arrived_at.map(finish),
+            self.event_id.finish(),
+            Built::Arrow(finish(self.event_type)),
+            Built::Arrow(finish(self.schema_version)),
+            self.occurred_at.finish(),
+            Built::Arrow(finish(self.source)),
+            self.correlation_id.finish(),
+            Built::Arrow(finish(self.shard_id)),
+            self.sequence_number.finish(),
+            self.arrived_at.finish(),
         ]
     }
 }
 
-/// A table's columns in schema order, `None` where left out.
-pub type Columns = Vec<Option<ArrayRef>>;
+/// One column of a table, as built.
+#[derive(Debug)]
+pub(crate) enum Built {
+    /// An Arrow array, for `parquet`'s writers.
+    Arrow(ArrayRef),
+    /// A chunk written by [`direct`], or `None` when it is one to leave to
+    /// `parquet` (then built again, as Arrow).
+    Direct(Option<direct::Chunk>),
+}
+
+/// A table's columns in schema order.
+pub(crate) type Columns = Vec<Built>;
 
 fn finish(mut builder: impl ArrayBuilder) -> ArrayRef {
     builder.finish()
 }
 
-/// The columns as a batch of the table's schema (none left out).
-pub fn batch(table: Table, columns: Columns) -> Result<RecordBatch, ArrowError> {
+/// The columns as a batch of the table's schema (all of them Arrow).
+#[cfg(test)]
+pub(crate) fn batch(
+    table: pipeline_schemas::lake::Table,
+    columns: Columns,
+) -> Result<arrow_array::RecordBatch, ArrowError> {
     let columns = columns
         .into_iter()
         .enumerate()
-        .map(|(c, column)| {
-            column.ok_or_else(|| {
-                ArrowError::InvalidArgumentError(format!(
-                    "column {c} of {} was left out",
-                    table.name()
-                ))
-            })
+        .map(|(c, column)| match column {
+            Built::Arrow(array) => Ok(array),
+            Built::Direct(_) => Err(ArrowError::InvalidArgumentError(format!(
+                "column {c} of {} was written directly",
+                table.name()
+            ))),
         })
         .collect::<Result<_, _>>()?;
-    RecordBatch::try_new(table.schema(), columns)
+    arrow_array::RecordBatch::try_new(table.schema(), columns)
 }
 
 /// The table-specific columns of one `user_events` row; `None` is null.
@@ -137,12 +191,12 @@ struct UserRow<'a> {
 }
 
 /// `user_events` rows for `rows` (user events only).
-pub fn user_events<'a>(
+pub(crate) fn user_events<'a>(
     rows: impl Iterator<Item = &'a ValidRecord<'a>> + Clone,
-    skip: &Skip,
+    plans: &Plans,
 ) -> Result<Columns, ArrowError> {
     let n = rows.clone().count();
-    let mut common = Common::new(n, skip);
+    let mut common = Common::new(n, plans);
     let mut user_id = StringBuilder::with_capacity(n, n * 16);
     let mut country = StringBuilder::with_capacity(n, n * 2);
     let mut channel = StringBuilder::with_capacity(n, n * 4);
@@ -196,14 +250,14 @@ pub fn user_events<'a>(
         domain.append_option(row.email_domain);
     }
     let mut cols = common.finish();
-    let rest: [Option<ArrayRef>; 7] = [
-        Some(finish(user_id)),
-        Some(finish(country)),
-        Some(finish(channel)),
-        Some(finish(login_method)),
-        Some(finish(opt_in)),
-        Some(finish(changed)),
-        Some(finish(domain)),
+    let rest: [Built; 7] = [
+        Built::Arrow(finish(user_id)),
+        Built::Arrow(finish(country)),
+        Built::Arrow(finish(channel)),
+        Built::Arrow(finish(login_method)),
+        Built::Arrow(finish(opt_in)),
+        Built::Arrow(finish(changed)),
+        Built::Arrow(finish(domain)),
     ];
     cols.extend(rest);
     Ok(cols)
@@ -279,13 +333,13 @@ fn order_row<'a>(data: &'a EventData<'a>) -> Option<OrderRow<'a>> {
 }
 
 /// `order_events` rows for `rows` (order events only).
-pub fn order_events<'a>(
+pub(crate) fn order_events<'a>(
     rows: impl Iterator<Item = &'a ValidRecord<'a>> + Clone,
-    skip: &Skip,
+    plans: &Plans,
 ) -> Result<Columns, ArrowError> {
     let n = rows.clone().count();
-    let mut common = Common::new(n, skip);
-    let mut order_id = strings(skip, 9, n, 20);
+    let mut common = Common::new(n, plans);
+    let mut order_id = Strings::new(plans, 9, n, 20);
     let mut user_id = StringBuilder::with_capacity(n, n * 16);
     let mut country = StringBuilder::with_capacity(n, n * 2);
     let mut currency = StringBuilder::with_capacity(n, n * 3);
@@ -306,9 +360,7 @@ pub fn order_events<'a>(
             )));
         };
         common.push(r);
-        if let Some(b) = &mut order_id {
-            b.append_value(row.order_id);
-        }
+        order_id.push(row.order_id);
         user_id.append_value(row.user_id);
         country.append_value(row.country);
         currency.append_option(row.currency);
@@ -323,29 +375,29 @@ pub fn order_events<'a>(
         cancel.append_option(row.cancel_reason);
     }
     let mut cols = common.finish();
-    let rest: [Option<ArrayRef>; 13] = [
-        order_id.map(finish),
-        Some(finish(user_id)),
-        Some(finish(country)),
-        Some(finish(currency)),
-        Some(finish(amount)),
-        Some(finish(item_count)),
-        Some(finish(payment_id)),
-        Some(finish(method)),
-        Some(finish(failure)),
-        Some(finish(warehouse)),
-        Some(finish(carrier)),
-        Some(finish(shipped)),
-        Some(finish(cancel)),
+    let rest: [Built; 13] = [
+        order_id.finish(),
+        Built::Arrow(finish(user_id)),
+        Built::Arrow(finish(country)),
+        Built::Arrow(finish(currency)),
+        Built::Arrow(finish(amount)),
+        Built::Arrow(finish(item_count)),
+        Built::Arrow(finish(payment_id)),
+        Built::Arrow(finish(method)),
+        Built::Arrow(finish(failure)),
+        Built::Arrow(finish(warehouse)),
+        Built::Arrow(finish(carrier)),
+        Built::Arrow(finish(shipped)),
+        Built::Arrow(finish(cancel)),
     ];
     cols.extend(rest);
     Ok(cols)
 }
 
 /// `order_items` rows: one per line item of each `order.created` in `rows`.
-pub fn order_items<'a>(
+pub(crate) fn order_items<'a>(
     rows: impl Iterator<Item = &'a ValidRecord<'a>> + Clone,
-    skip: &Skip,
+    plans: &Plans,
 ) -> Result<Columns, ArrowError> {
     let n: usize = rows
         .clone()
@@ -354,8 +406,8 @@ pub fn order_items<'a>(
             _ => 0,
         })
         .sum();
-    let mut common = Common::new(n, skip);
-    let mut order_id = strings(skip, 9, n, 20);
+    let mut common = Common::new(n, plans);
+    let mut order_id = Strings::new(plans, 9, n, 20);
     let mut user_id = StringBuilder::with_capacity(n, n * 16);
     let mut line = Int32Builder::with_capacity(n);
     let mut sku = StringBuilder::with_capacity(n, n * 10);
@@ -369,9 +421,7 @@ pub fn order_items<'a>(
         };
         for (i, item) in d.items.iter().enumerate() {
             common.push(r);
-            if let Some(b) = &mut order_id {
-                b.append_value(d.order_id);
-            }
+            order_id.push(d.order_id);
             user_id.append_value(d.user_id);
             line.append_value(i as i32 + 1);
             sku.append_value(item.sku);
@@ -382,15 +432,15 @@ pub fn order_items<'a>(
         }
     }
     let mut cols = common.finish();
-    let rest: [Option<ArrayRef>; 8] = [
-        order_id.map(finish),
-        Some(finish(user_id)),
-        Some(finish(line)),
-        Some(finish(sku)),
-        Some(finish(quantity)),
-        Some(finish(price)),
-        Some(finish(currency)),
-        Some(finish(country)),
+    let rest: [Built; 8] = [
+        order_id.finish(),
+        Built::Arrow(finish(user_id)),
+        Built::Arrow(finish(line)),
+        Built::Arrow(finish(sku)),
+        Built::Arrow(finish(quantity)),
+        Built::Arrow(finish(price)),
+        Built::Arrow(finish(currency)),
+        Built::Arrow(finish(country)),
     ];
     cols.extend(rest);
     Ok(cols)

@@ -236,177 +236,196 @@ pub(crate) fn rows<'r, 'a>(
     })
 }
 
-/// Encodes one column chunk of `rows` as its writer would have stored it
-/// uncompressed: the blobs (page header, page data) and the close result,
-/// ready for [`super::zstd_chunks::compress`]. `None` when the chunk does
-/// not fit one page, or a value is longer than statistics keep whole.
-pub(crate) fn encode<'r, 'a: 'r>(
-    plan: &Plan,
-    rows: impl Iterator<Item = &'r ValidRecord<'a>> + Clone,
-) -> Option<(Vec<Bytes>, ColumnCloseResult)> {
-    let n = rows.clone().count();
-    if n == 0 || n >= plan.row_limit {
-        return None;
-    }
-    let (data, stats, min, max, unencoded) = match plan.layout {
-        Layout::PlainInt64 => {
-            let (data, min, max) = int64_page(plan.column, rows, n);
-            let stats = Statistics::Int64(
-                ValueStatistics::new(Some(min), Some(max), None, Some(0), false)
-                    .with_backwards_compatible_min_max(true),
-            );
-            let bytes = |v: i64| v.to_le_bytes().to_vec();
-            (data, stats, bytes(min), bytes(max), None)
-        }
-        Layout::PlainBytes | Layout::DeltaLengthBytes => {
-            let page = bytes_page(plan, rows, n)?;
-            let stats = Statistics::ByteArray(
-                ValueStatistics::new(
-                    Some(page.min.to_vec().into()),
-                    Some(page.max.to_vec().into()),
-                    None,
-                    Some(0),
-                    false,
-                )
-                .with_max_is_exact(true)
-                .with_min_is_exact(true),
-            );
-            (
-                page.data,
-                stats,
-                page.min.to_vec(),
-                page.max.to_vec(),
-                Some(page.unencoded),
-            )
-        }
-    };
-    if data.len() >= plan.page_limit {
-        return None;
-    }
-    let encoding = plan.layout.encoding();
-    let header = data_page_header(data.len(), n, encoding)?;
-    let size = header.len() + data.len();
-    let size_i32 = i32::try_from(size).ok()?;
-    let mut column_index = ColumnIndexBuilder::new(plan.descr.physical_type());
-    column_index.append(false, min, max, 0);
-    column_index.append_histograms(&None, &None);
-    column_index.set_boundary_order(BoundaryOrder::ASCENDING);
-    let column_index = column_index.build().ok()?;
-    let mut offset_index = OffsetIndexBuilder::new();
-    offset_index.append_row_count(n as i64);
-    offset_index.append_unencoded_byte_array_data_bytes(unencoded);
-    offset_index.append_offset_and_size(0, size_i32);
-    let metadata = ColumnChunkMetaData::builder(plan.descr.clone())
-        .set_compression(Compression::UNCOMPRESSED)
-        .set_encodings_mask(EncodingMask::new_from_encodings(
-            [Encoding::RLE, encoding].iter(),
-        ))
-        .set_page_encoding_stats(vec![PageEncodingStats {
-            page_type: PageType::DATA_PAGE,
-            encoding,
-            count: 1,
-        }])
-        .set_total_compressed_size(size as i64)
-        .set_total_uncompressed_size(size as i64)
-        .set_num_values(n as i64)
-        .set_data_page_offset(0)
-        .set_dictionary_page_offset(None)
-        .set_statistics(stats)
-        .set_unencoded_byte_array_data_bytes(unencoded)
-        .set_repetition_level_histogram(None)
-        .set_definition_level_histogram(None)
-        .build()
-        .ok()?;
-    let close = ColumnCloseResult {
-        bytes_written: size as u64,
-        rows_written: n as u64,
-        metadata,
-        bloom_filter: None,
-        column_index: Some(column_index),
-        offset_index: Some(offset_index.build()),
-    };
-    Some((vec![Bytes::from(header), Bytes::from(data)], close))
-}
+/// A column chunk as its writer would have stored it uncompressed: the
+/// blobs (page header, page data) and the close result, ready for
+/// [`super::zstd_chunks::compress`] (boxed: it is large, and moves from the
+/// file's build task to the column's).
+pub(crate) type Chunk = Box<(Vec<Bytes>, ColumnCloseResult)>;
 
-/// A `PLAIN` INT64 page of the column's values, with their min and max.
-fn int64_page<'r, 'a: 'r>(
-    column: Column,
-    rows: impl Iterator<Item = &'r ValidRecord<'a>>,
-    n: usize,
-) -> (Vec<u8>, i64, i64) {
-    let mut data = Vec::with_capacity(n * 8);
-    let (mut min, mut max) = (i64::MAX, i64::MIN);
-    for r in rows {
-        let v = column.number(r);
-        min = min.min(v);
-        max = max.max(v);
-        data.extend_from_slice(&v.to_le_bytes());
-    }
-    (data, min, max)
-}
-
-/// A byte-array page and what its statistics need.
-struct BytesPage<'a> {
+/// One column chunk's page, filled a row at a time, in the same pass over the
+/// rows that builds the file's Arrow columns (a pass per column cost more in
+/// loads of the records than it saved).
+#[derive(Debug)]
+pub(crate) struct Page<'a> {
+    plan: Plan,
+    rows: usize,
+    /// The values as the page holds them; for `DELTA_LENGTH_BYTE_ARRAY`
+    /// only their bytes, the lengths go first at the end.
     data: Vec<u8>,
+    lengths: Option<DeltaLengths>,
     min: &'a [u8],
     max: &'a [u8],
+    /// The first eight bytes of `min` and `max` (see [`prefix`]).
+    min_prefix: u64,
+    max_prefix: u64,
+    low: i64,
+    high: i64,
     /// The values' bytes without lengths (`unencoded_byte_array_data_bytes`).
-    unencoded: i64,
+    unencoded: usize,
+    longest: usize,
 }
 
-/// A byte-array page of the column's values, or `None` when one is longer
-/// than statistics keep whole.
-fn bytes_page<'r, 'a: 'r>(
-    plan: &Plan,
-    rows: impl Iterator<Item = &'r ValidRecord<'a>> + Clone,
-    n: usize,
-) -> Option<BytesPage<'a>> {
-    let column = plan.column;
-    let mut first = rows.clone().map(|r| column.text(r).as_bytes());
-    let start = first.next()?;
-    let (mut min, mut max) = (start, start);
-    let mut total = 0usize;
-    let mut longest = 0usize;
-    for value in rows.clone().map(|r| column.text(r).as_bytes()) {
-        total += value.len();
-        longest = longest.max(value.len());
-        if value < min {
-            min = value;
-        } else if value > max {
-            max = value;
+impl<'a> Page<'a> {
+    /// A page for about `rows` rows of `plan`'s column.
+    pub(crate) fn new(plan: &Plan, rows: usize) -> Self {
+        let per_row = match plan.layout {
+            Layout::PlainInt64 => 8,
+            Layout::PlainBytes => plan.column.bytes_per_row() + 4,
+            Layout::DeltaLengthBytes => plan.column.bytes_per_row(),
+        };
+        Page {
+            plan: plan.clone(),
+            rows: 0,
+            data: Vec::with_capacity(rows.saturating_mul(per_row).min(plan.page_limit)),
+            lengths: (plan.layout == Layout::DeltaLengthBytes).then(|| DeltaLengths::new(rows)),
+            min: &[],
+            max: &[],
+            min_prefix: 0,
+            max_prefix: 0,
+            low: i64::MAX,
+            high: i64::MIN,
+            unencoded: 0,
+            longest: 0,
         }
     }
-    if longest > plan.longest {
-        return None;
+
+    /// Adds a value of a timestamp column.
+    #[inline]
+    pub(crate) fn push_number(&mut self, v: i64) {
+        self.rows += 1;
+        self.low = self.low.min(v);
+        self.high = self.high.max(v);
+        self.data.extend_from_slice(&v.to_le_bytes());
     }
-    let data = match plan.layout {
-        Layout::PlainBytes => {
-            let mut data = Vec::with_capacity(total + 4 * n);
-            for r in rows {
-                let value = column.text(r).as_bytes();
-                data.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                data.extend_from_slice(value);
-            }
-            data
+
+    /// Adds a value of a string column.
+    #[inline(always)]
+    pub(crate) fn push_text(&mut self, v: &'a str) {
+        let v = v.as_bytes();
+        let p = prefix(v);
+        if self.rows == 0 {
+            (self.min, self.max) = (v, v);
+            (self.min_prefix, self.max_prefix) = (p, p);
+        } else if p > self.max_prefix || (p == self.max_prefix && v > self.max) {
+            // (the max first: sequence numbers rise)
+            (self.max, self.max_prefix) = (v, p);
+        } else if p < self.min_prefix || (p == self.min_prefix && v < self.min) {
+            (self.min, self.min_prefix) = (v, p);
         }
-        _ => {
-            let mut lengths = DeltaLengths::new(n);
-            for r in rows.clone() {
-                lengths.push(column.text(r).len() as i32);
-            }
-            let mut data = lengths.finish(total);
-            for r in rows {
-                data.extend_from_slice(column.text(r).as_bytes());
-            }
-            data
+        self.rows += 1;
+        self.unencoded += v.len();
+        self.longest = self.longest.max(v.len());
+        match &mut self.lengths {
+            Some(lengths) => lengths.push(v.len() as i32),
+            None => self.data.extend_from_slice(&(v.len() as u32).to_le_bytes()),
         }
-    };
-    Some(BytesPage {
-        data,
-        min,
-        max,
-        unencoded: total as i64,
-    })
+        self.data.extend_from_slice(v);
+    }
+
+    /// The chunk, or `None` when it does not fit one page (rows or bytes
+    /// over the limits) or a value is longer than statistics keep whole:
+    /// `parquet` then writes it.
+    pub(crate) fn finish(self) -> Option<Chunk> {
+        let plan = &self.plan;
+        let n = self.rows;
+        if n == 0 || n >= plan.row_limit || self.longest > plan.longest {
+            return None;
+        }
+        let (data, stats, min, max, unencoded) = match plan.layout {
+            Layout::PlainInt64 => {
+                let stats = Statistics::Int64(
+                    ValueStatistics::new(Some(self.low), Some(self.high), None, Some(0), false)
+                        .with_backwards_compatible_min_max(true),
+                );
+                let (min, max) = (self.low.to_le_bytes(), self.high.to_le_bytes());
+                (self.data, stats, min.to_vec(), max.to_vec(), None)
+            }
+            Layout::PlainBytes | Layout::DeltaLengthBytes => {
+                let stats = Statistics::ByteArray(
+                    ValueStatistics::new(
+                        Some(self.min.to_vec().into()),
+                        Some(self.max.to_vec().into()),
+                        None,
+                        Some(0),
+                        false,
+                    )
+                    .with_max_is_exact(true)
+                    .with_min_is_exact(true),
+                );
+                let data = match self.lengths {
+                    Some(lengths) => {
+                        let mut out = lengths.finish(self.data.len());
+                        out.extend_from_slice(&self.data);
+                        out
+                    }
+                    None => self.data,
+                };
+                let unencoded = Some(self.unencoded as i64);
+                (data, stats, self.min.to_vec(), self.max.to_vec(), unencoded)
+            }
+        };
+        if data.len() >= plan.page_limit {
+            return None;
+        }
+        let encoding = plan.layout.encoding();
+        let header = data_page_header(data.len(), n, encoding)?;
+        let size = header.len() + data.len();
+        let size_i32 = i32::try_from(size).ok()?;
+        let mut column_index = ColumnIndexBuilder::new(plan.descr.physical_type());
+        column_index.append(false, min, max, 0);
+        column_index.append_histograms(&None, &None);
+        column_index.set_boundary_order(BoundaryOrder::ASCENDING);
+        let column_index = column_index.build().ok()?;
+        let mut offset_index = OffsetIndexBuilder::new();
+        offset_index.append_row_count(n as i64);
+        offset_index.append_unencoded_byte_array_data_bytes(unencoded);
+        offset_index.append_offset_and_size(0, size_i32);
+        let metadata = ColumnChunkMetaData::builder(plan.descr.clone())
+            .set_compression(Compression::UNCOMPRESSED)
+            .set_encodings_mask(EncodingMask::new_from_encodings(
+                [Encoding::RLE, encoding].iter(),
+            ))
+            .set_page_encoding_stats(vec![PageEncodingStats {
+                page_type: PageType::DATA_PAGE,
+                encoding,
+                count: 1,
+            }])
+            .set_total_compressed_size(size as i64)
+            .set_total_uncompressed_size(size as i64)
+            .set_num_values(n as i64)
+            .set_data_page_offset(0)
+            .set_dictionary_page_offset(None)
+            .set_statistics(stats)
+            .set_unencoded_byte_array_data_bytes(unencoded)
+            .set_repetition_level_histogram(None)
+            .set_definition_level_histogram(None)
+            .build()
+            .ok()?;
+        let close = ColumnCloseResult {
+            bytes_written: size as u64,
+            rows_written: n as u64,
+            metadata,
+            bloom_filter: None,
+            column_index: Some(column_index),
+            offset_index: Some(offset_index.build()),
+        };
+        Some(Box::new((
+            vec![Bytes::from(header), Bytes::from(data)],
+            close,
+        )))
+    }
+}
+
+/// The first eight bytes of `v`, big-endian, zeros after a shorter `v`: when
+/// two values' prefixes differ, they order as the values do (a shorter value
+/// that is a prefix of the other orders first either way), so only equal
+/// prefixes need comparing in full.
+#[inline(always)]
+fn prefix(v: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let k = v.len().min(8);
+    bytes[..k].copy_from_slice(&v[..k]);
+    u64::from_be_bytes(bytes)
 }
 
 /// `DELTA_BINARY_PACKED` INT32 values as `parquet`'s encoder writes them:
@@ -414,6 +433,7 @@ fn bytes_page<'r, 'a: 'r>(
 /// delta first, then the mini-blocks' bit widths, then the packed deltas
 /// (the last mini-blocks of the last block padded with zeros, or left out
 /// with a width of 0 when no value is left).
+#[derive(Debug)]
 struct DeltaLengths {
     first: Option<i32>,
     last: i32,
@@ -543,6 +563,7 @@ fn encoding_id(encoding: Encoding) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::columns::Built;
     use crate::lake::tests::{payload_of, valid_of};
     use crate::lake::{Codec, Encoder, build_columns, group_rows, start_file, zstd_chunks};
 
@@ -566,27 +587,38 @@ mod tests {
             // every column through Arrow and parquet's writers
             let columns = build_columns(&valid, table, &idx, &[]).expect("columns");
             let n = rows(table, &valid, &idx).count();
-            let (_file, tasks) = start_file(&columns, n, table, &encoder).expect("file");
+            let (_file, tasks) = start_file(columns, n, table, &encoder).expect("file");
             let setup = encoder.setup(table).expect("setup");
             assert_eq!(
-                setup.skip.iter().filter(|s| **s).count(),
+                setup.direct.iter().flatten().count(),
                 if table == Table::UserEvents { 5 } else { 6 }
             );
+            // and the direct columns as the archiver writes them
+            let mut direct: Vec<_> = build_columns(&valid, table, &idx, &setup.direct)
+                .expect("direct columns")
+                .into_iter()
+                .map(|built| match built {
+                    Built::Direct(chunk) => Some(chunk.expect("one page")),
+                    Built::Arrow(_) => None,
+                })
+                .collect();
             for (c, ((mut writer, work, zstd), _cost)) in tasks.into_iter().enumerate() {
                 let crate::lake::ColumnWork::Arrow(leaf) = work else {
                     panic!("column {c} not through Arrow");
                 };
                 let descr = setup.schema.column(c);
-                let Some(column) = Column::of(table, descr.name()) else {
+                let Some((ours, close)) = direct[c].take().map(|chunk| *chunk) else {
+                    assert!(
+                        Column::of(table, descr.name()).is_none(),
+                        "{}",
+                        descr.name()
+                    );
                     continue;
                 };
-                let plan = Plan::new(column, descr.clone(), &setup.props)
-                    .unwrap_or_else(|| panic!("{}: no plan", descr.name()));
                 let (pages, _) = zstd.expect("recorded");
                 writer.write(&leaf).expect("write");
                 let chunk = writer.close().expect("close");
                 let theirs = zstd_chunks::take(&pages);
-                let (ours, close) = encode(&plan, rows(table, &valid, &idx)).expect("one page");
                 let name = format!("{}.{}", table.name(), descr.name());
                 assert_eq!(ours.len(), theirs.len(), "{name}: blobs");
                 assert_eq!(ours[0], theirs[0], "{name}: page header");
@@ -608,6 +640,53 @@ mod tests {
         assert_eq!(compare(3000, 7), 17);
         // a single row
         assert!(compare(1, 2) >= 5);
+    }
+
+    #[test]
+    fn min_and_max_are_those_of_the_bytes() {
+        let encoder = Encoder::new(Codec::Zstd(1));
+        let setup = encoder.setup(Table::UserEvents).expect("setup");
+        let plan = setup.direct[0].clone().expect("event_id's plan");
+        // shared and short prefixes, NULs, bytes above 0x7f, empty values
+        let sets: [&[&str]; 5] = [
+            &["b", "ab", "abc", "a", "abcdefgh", "abcdefgh\0", "abcdefgh"],
+            &["abcdefghij", "abcdefghi", "abcdefgh", "abcdefghz", "ab\0"],
+            &["\u{e9}t\u{e9}", "zzzzzzzz", "zzzzzzzz\u{e9}", "", "\0\0"],
+            &["0000000000000000000000000000000000000000000000000000000003"; 3],
+            &["x"],
+        ];
+        for set in sets {
+            let mut page = Page::new(&plan, set.len());
+            for v in set {
+                page.push_text(v);
+            }
+            let (_, close) = *page.finish().expect("one page");
+            let stats = close.metadata.statistics().expect("statistics");
+            let want_min = set.iter().map(|v| v.as_bytes()).min();
+            let want_max = set.iter().map(|v| v.as_bytes()).max();
+            assert_eq!(stats.min_bytes_opt(), want_min, "min of {set:?}");
+            assert_eq!(stats.max_bytes_opt(), want_max, "max of {set:?}");
+        }
+        // rising and falling runs, as sequence numbers and random ids come
+        let rising: Vec<String> = (0..300).map(|i| format!("4960{i:052}")).collect();
+        let mut falling = rising.clone();
+        falling.reverse();
+        for set in [rising, falling] {
+            let mut page = Page::new(&plan, set.len());
+            for v in &set {
+                page.push_text(v);
+            }
+            let (_, close) = *page.finish().expect("one page");
+            let stats = close.metadata.statistics().expect("statistics");
+            assert_eq!(
+                stats.min_bytes_opt(),
+                set.iter().map(|v| v.as_bytes()).min()
+            );
+            assert_eq!(
+                stats.max_bytes_opt(),
+                set.iter().map(|v| v.as_bytes()).max()
+            );
+        }
     }
 
     #[test]

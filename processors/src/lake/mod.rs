@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-use arrow_array::ArrayRef;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use parquet::arrow::arrow_writer::{
@@ -228,9 +227,9 @@ fn encode_using(
             let ((table, _, _), idx) = &groups[g];
             let file = &files[g];
             let opened = encoder.setup(*table).and_then(|setup| {
-                let columns = build_columns(records, *table, idx, &setup.skip)?;
+                let columns = build_columns(records, *table, idx, &setup.direct)?;
                 let rows = direct::rows(*table, records, idx).count();
-                start_file(&columns, rows, *table, encoder).map(|opened| (rows, opened))
+                start_file(columns, rows, *table, encoder).map(|opened| (rows, opened))
             });
             match opened {
                 Ok((rows, (writer, columns))) => {
@@ -384,9 +383,9 @@ type ColumnTask = (
 enum ColumnWork {
     /// Its Arrow leaf, through its writer.
     Arrow(ArrowLeafColumn),
-    /// Its values straight from the records ([`direct`]), or through its
-    /// writer when the chunk is not one [`direct`] writes.
-    Direct(direct::Plan),
+    /// Its chunk as [`direct`] wrote it, or, when it is not one [`direct`]
+    /// writes (`None`), its values again from the records, through its writer.
+    Direct(direct::Plan, Option<direct::Chunk>),
 }
 
 /// Encodes column `c` of a file of `table` (the records at `idx`).
@@ -399,14 +398,12 @@ fn encode_column(
 ) -> Result<Encoded, String> {
     let leaf = match work {
         ColumnWork::Arrow(leaf) => leaf,
-        ColumnWork::Direct(plan) => {
-            let rows = direct::rows(table, records, idx);
-            if let (Some((_, level)), Some((pages, close))) =
-                (&zstd, direct::encode(&plan, rows.clone()))
-            {
+        ColumnWork::Direct(plan, chunk) => {
+            if let (Some((_, level)), Some((pages, close))) = (&zstd, chunk.map(|chunk| *chunk)) {
                 return zstd_chunks::compress(pages, close, *level)
                     .map(|(bytes, close)| Encoded::Compressed(bytes, close));
             }
+            let rows = direct::rows(table, records, idx);
             let schema = table.schema();
             let field = schema
                 .fields()
@@ -462,8 +459,6 @@ struct FileSetup {
     /// Per column: how [`direct`] writes it, when it does (only zstd
     /// columns: [`direct`] leaves compression to [`zstd_chunks`]).
     direct: Vec<Option<direct::Plan>>,
-    /// Per column: left out of the Arrow batch (it has a plan).
-    skip: Vec<bool>,
 }
 
 impl Encoder {
@@ -524,13 +519,11 @@ impl Encoder {
         } else {
             arrow.fields().iter().map(|_| None).collect()
         };
-        let skip = direct.iter().map(Option::is_some).collect();
         Ok(FileSetup {
             schema,
             props: Arc::new(props),
             zstd,
             direct,
-            skip,
         })
     }
 }
@@ -541,7 +534,7 @@ impl Encoder {
 /// its expected cost (the column's Arrow bytes, or for a direct column an
 /// estimate of them: encoding and compressing are linear in them).
 fn start_file(
-    columns: &[Option<ArrayRef>],
+    columns: columns::Columns,
     rows: usize,
     table: Table,
     encoder: &Encoder,
@@ -558,8 +551,10 @@ fn start_file(
     }
     let arrow_bytes: usize = columns
         .iter()
-        .flatten()
-        .map(|c| c.get_array_memory_size())
+        .map(|c| match c {
+            columns::Built::Arrow(array) => array.get_array_memory_size(),
+            columns::Built::Direct(_) => 0,
+        })
         .sum();
     let buf = Vec::with_capacity(arrow_bytes / 3 + rows * 48 + 4096);
     let file = SerializedFileWriter::new(
@@ -593,7 +588,7 @@ fn start_file(
     let mut costs = Vec::with_capacity(writers.len());
     for (c, (field, column)) in schema.fields().iter().zip(columns).enumerate() {
         match (column, setup.direct.get(c).cloned().flatten()) {
-            (Some(column), _) => {
+            (columns::Built::Arrow(column), _) => {
                 if column.data_type() != field.data_type() {
                     return Err(format!(
                         "{}.{} built as {}, not {}",
@@ -604,17 +599,17 @@ fn start_file(
                     ));
                 }
                 let leaves =
-                    compute_leaves(field, column).map_err(|e| format!("parquet levels: {e}"))?;
+                    compute_leaves(field, &column).map_err(|e| format!("parquet levels: {e}"))?;
                 let cost = column.get_array_memory_size() / leaves.len().max(1);
                 costs.extend(std::iter::repeat_n(cost, leaves.len()));
                 work.extend(leaves.into_iter().map(ColumnWork::Arrow));
             }
-            (None, Some(plan)) => {
+            (columns::Built::Direct(chunk), Some(plan)) => {
                 costs.push(rows * plan.column().bytes_per_row());
-                work.push(ColumnWork::Direct(plan));
+                work.push(ColumnWork::Direct(plan, chunk));
             }
-            (None, None) => {
-                return Err(format!("{}.{} was left out", table.name(), field.name()));
+            (columns::Built::Direct(_), None) => {
+                return Err(format!("{}.{} has no plan", table.name(), field.name()));
             }
         }
     }
@@ -701,19 +696,20 @@ fn properties_with(compression: Compression) -> WriterProperties {
     props.build()
 }
 
-/// The Arrow columns of `table` for the records at `idx`, but those `skip`
-/// leaves out.
-fn build_columns(
-    records: &[ValidRecord<'_>],
+/// The columns of `table` for the records at `idx`, in one pass over the
+/// rows: Arrow arrays, and chunks written by [`direct`] where `plans` has a
+/// plan.
+fn build_columns<'a>(
+    records: &'a [ValidRecord<'a>],
     table: Table,
     idx: &[usize],
-    skip: &columns::Skip,
+    plans: &columns::Plans,
 ) -> Result<columns::Columns, String> {
     let rows = idx.iter().map(|&i| &records[i]);
     match table {
-        Table::UserEvents => columns::user_events(rows, skip),
-        Table::OrderEvents => columns::order_events(rows, skip),
-        Table::OrderItems => columns::order_items(rows, skip),
+        Table::UserEvents => columns::user_events(rows, plans),
+        Table::OrderEvents => columns::order_events(rows, plans),
+        Table::OrderItems => columns::order_items(rows, plans),
     }
     .map_err(|e| format!("building {} batch: {e}", table.name()))
 }
