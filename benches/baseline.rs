@@ -384,8 +384,10 @@ pub fn decode_invocation(payload: &[u8]) -> Result<(usize, usize), serde_json::E
 }
 
 /// Archives an invocation the ordinary way: `aws_lambda_events` +
-/// `serde_json` into owned typed structs, validated, then the same Arrow and
-/// Parquet encoder as ours. Returns (valid, rejected, Parquet files).
+/// `serde_json` into owned typed structs, validated, then row-by-row Arrow
+/// builders and `parquet`'s column writers for every column (ours writes
+/// six of them straight from the records), with the same bytes out.
+/// Returns (valid, rejected, Parquet files).
 pub fn archive_invocation(
     payload: &[u8],
     codec: pipeline_processors::Codec,
@@ -426,7 +428,7 @@ pub fn archive_invocation(
             event,
         })
         .collect();
-    let files = pipeline_processors::lake::encode(&valid, codec)?;
+    let files = pipeline_processors::lake::encode_through_arrow(&valid, codec)?;
     Ok((valid.len(), rejected, files))
 }
 

@@ -192,6 +192,18 @@ pub fn encode(records: &[ValidRecord<'_>], codec: Codec) -> Result<Vec<LakeFile>
     encode_with(records, codec, 1)
 }
 
+/// [`encode`] with every column built as an Arrow array and written by
+/// `parquet`'s column writers, as an ordinary handler would: the same bytes,
+/// for baselines and comparisons.
+pub fn encode_through_arrow(
+    records: &[ValidRecord<'_>],
+    codec: Codec,
+) -> Result<Vec<LakeFile>, String> {
+    let mut encoder = Encoder::new(codec);
+    encoder.direct = false;
+    encode_using(records, &encoder, 1)
+}
+
 /// [`encode`] on up to `threads` threads (`0`: every core). The unit of work
 /// is one column of one file, not a file: an invocation holds a few files of
 /// very different sizes (order events dominate), so files alone balance
@@ -443,6 +455,8 @@ struct Encoder {
     declared: WriterProperties,
     written: WriterProperties,
     own_zstd: bool,
+    /// Whether [`direct`] writes the columns it can.
+    direct: bool,
     tables: [OnceLock<Result<FileSetup, String>>; Table::ALL.len()],
 }
 
@@ -477,6 +491,7 @@ impl Encoder {
             declared,
             written,
             own_zstd,
+            direct: true,
             tables: Default::default(),
         }
     }
@@ -505,20 +520,21 @@ impl Encoder {
             })
             .collect::<Vec<_>>();
         // direct columns are leaves of their own, so column and leaf agree
-        let direct: Vec<Option<direct::Plan>> = if schema.num_columns() == arrow.fields().len() {
-            arrow
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(c, field)| {
-                    let column = direct::Column::of(table, field.name())?;
-                    zstd[c]?;
-                    direct::Plan::new(column, schema.column(c), &props)
-                })
-                .collect()
-        } else {
-            arrow.fields().iter().map(|_| None).collect()
-        };
+        let direct: Vec<Option<direct::Plan>> =
+            if self.direct && schema.num_columns() == arrow.fields().len() {
+                arrow
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(c, field)| {
+                        let column = direct::Column::of(table, field.name())?;
+                        zstd[c]?;
+                        direct::Plan::new(column, schema.column(c), &props)
+                    })
+                    .collect()
+            } else {
+                arrow.fields().iter().map(|_| None).collect()
+            };
         Ok(FileSetup {
             schema,
             props: Arc::new(props),
@@ -988,6 +1004,11 @@ pub(super) mod tests {
         assert_eq!(group_rows(&mixed), naive.into_iter().collect::<Vec<_>>());
         let one = encode_with(&valid, Codec::Zstd(1), 1).expect("one thread");
         assert!(one.len() > 12, "{} files", one.len());
+        let arrow = encode_through_arrow(&valid, Codec::Zstd(1)).expect("through Arrow");
+        assert_eq!(
+            one.iter().map(|f| &f.bytes).collect::<Vec<_>>(),
+            arrow.iter().map(|f| &f.bytes).collect::<Vec<_>>()
+        );
         // column by column, the files are what ArrowWriter writes for the same batch
         let props = writer_properties(Codec::Zstd(1));
         for ((key, idx), file) in group_rows(&valid).iter().zip(&one) {
