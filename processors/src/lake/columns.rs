@@ -1,9 +1,9 @@
 //! Events to Arrow record batches, one function per lake table.
 //!
 //! Builders append into contiguous buffers (no allocation per field); each
-//! batch is sized up front from the rows it will hold. Columns that the
-//! encoder writes straight from the records (`super::direct`) can be left
-//! out: they come back as `None`.
+//! batch is sized up front from the rows it will hold. Columns that have a
+//! plan are written straight from the records into their page instead
+//! (`super::direct`), in the same pass: they come back as [`Built::Direct`].
 
 use arrow_array::ArrayRef;
 use arrow_array::builder::{
@@ -23,93 +23,89 @@ fn ts(n: usize) -> TimestampMillisecondBuilder {
 
 /// The nine columns every table starts with.
 struct Common<'a> {
-    event_id: Strings<'a>,
+    event_id: Slot<'a, StringBuilder>,
     event_type: StringBuilder,
     schema_version: Int32Builder,
-    occurred_at: Stamps<'a>,
+    occurred_at: Slot<'a, TimestampMillisecondBuilder>,
     source: StringBuilder,
-    correlation_id: Strings<'a>,
+    correlation_id: Slot<'a, StringBuilder>,
     shard_id: StringBuilder,
-    sequence_number: Strings<'a>,
-    arrived_at: Stamps<'a>,
+    sequence_number: Slot<'a, StringBuilder>,
+    arrived_at: Slot<'a, TimestampMillisecondBuilder>,
 }
 
 /// How each of a table's columns (by position) is written: `Some` plan for
 /// those [`direct`] writes, `None` (or no entry) for Arrow.
 pub(crate) type Plans = [Option<direct::Plan>];
 
-/// A string column, through Arrow or [`direct`].
-enum Strings<'a> {
-    Arrow(StringBuilder),
+/// A column through its Arrow builder `B`, or written by [`direct`]. (Nine
+/// slots a batch at most, never boxed: the size check sees a generic `B`,
+/// but every builder here is itself a hundred-odd bytes.)
+#[allow(clippy::large_enum_variant)]
+enum Slot<'a, B> {
+    Arrow(B),
     Direct(direct::Page<'a>),
 }
 
-impl<'a> Strings<'a> {
-    fn new(plans: &Plans, c: usize, n: usize, bytes: usize) -> Self {
+impl<'a, B: ArrayBuilder> Slot<'a, B> {
+    /// Column `c`'s slot for `n` rows: [`direct`] where `plans` has a plan.
+    fn new(plans: &Plans, c: usize, n: usize, arrow: impl FnOnce() -> B) -> Self {
         match plans.get(c) {
-            Some(Some(plan)) => Strings::Direct(direct::Page::new(plan, n)),
-            _ => Strings::Arrow(StringBuilder::with_capacity(n, n * bytes)),
+            Some(Some(plan)) => Slot::Direct(direct::Page::new(plan, n)),
+            _ => Slot::Arrow(arrow()),
         }
     }
 
+    fn finish(self) -> Built {
+        match self {
+            Slot::Arrow(b) => Built::Arrow(finish(b)),
+            Slot::Direct(page) => Built::Direct(page.finish()),
+        }
+    }
+}
+
+impl<'a> Slot<'a, StringBuilder> {
     #[inline]
     fn push(&mut self, value: &'a str) {
         match self {
-            Strings::Arrow(b) => b.append_value(value),
-            Strings::Direct(page) => page.push_text(value),
-        }
-    }
-
-    fn finish(self) -> Built {
-        match self {
-            Strings::Arrow(b) => Built::Arrow(finish(b)),
-            Strings::Direct(page) => Built::Direct(page.finish()),
+            Slot::Arrow(b) => b.append_value(value),
+            Slot::Direct(page) => page.push_text(value),
         }
     }
 }
 
-/// A timestamp column, through Arrow or [`direct`].
-enum Stamps<'a> {
-    Arrow(TimestampMillisecondBuilder),
-    Direct(direct::Page<'a>),
-}
-
-impl<'a> Stamps<'a> {
-    fn new(plans: &Plans, c: usize, n: usize) -> Self {
-        match plans.get(c) {
-            Some(Some(plan)) => Stamps::Direct(direct::Page::new(plan, n)),
-            _ => Stamps::Arrow(ts(n)),
-        }
-    }
-
+impl Slot<'_, TimestampMillisecondBuilder> {
     #[inline]
     fn push(&mut self, value: i64) {
         match self {
-            Stamps::Arrow(b) => b.append_value(value),
-            Stamps::Direct(page) => page.push_number(value),
+            Slot::Arrow(b) => b.append_value(value),
+            Slot::Direct(page) => page.push_number(value),
         }
     }
+}
 
-    fn finish(self) -> Built {
-        match self {
-            Stamps::Arrow(b) => Built::Arrow(finish(b)),
-            Stamps::Direct(page) => Built::Direct(page.finish()),
-        }
-    }
+/// A string column of column `c`, `bytes` a row reserved for Arrow.
+fn strings<'a>(plans: &Plans, c: usize, n: usize, bytes: usize) -> Slot<'a, StringBuilder> {
+    Slot::new(plans, c, n, || StringBuilder::with_capacity(n, n * bytes))
+}
+
+/// A timestamp column of column `c`.
+fn stamps<'a>(plans: &Plans, c: usize, n: usize) -> Slot<'a, TimestampMillisecondBuilder> {
+    Slot::new(plans, c, n, || ts(n))
 }
 
 impl<'a> Common<'a> {
     fn new(n: usize, plans: &Plans) -> Self {
         Common {
-            event_id: Strings::new(plans, 0, n, 36),
+            event_id: strings(plans, 0, n, 36),
             event_type: StringBuilder::with_capacity(n, n * 16),
             schema_version: Int32Builder::with_capacity(n),
-            occurred_at: Stamps::new(plans, 3, n),
+            occurred_at: stamps(plans, 3, n),
             source: StringBuilder::with_capacity(n, n * 20),
-            correlation_id: Strings::new(plans, 5, n, 36),
+            correlation_id: strings(plans, 5, n, 36),
             shard_id: StringBuilder::with_capacity(n, n * 20),
-            sequence_number: Strings::new(plans, 7, n, 56),
-            arrived_at: Stamps::new(plans, 8, n),
+            sequence_number: strings(plans, 7, n, 56),
+            arrived_at: stamps(plans, 8, n),
         }
     }
 
@@ -153,6 +149,18 @@ pub(crate) enum Built {
 
 /// A table's columns in schema order.
 pub(crate) type Columns = Vec<Built>;
+
+/// The rows the columns hold (`event_type`, never written directly, has
+/// one value a row).
+pub(crate) fn rows(columns: &Columns) -> usize {
+    columns
+        .iter()
+        .find_map(|c| match c {
+            Built::Arrow(array) => Some(array.len()),
+            Built::Direct(_) => None,
+        })
+        .unwrap_or(0)
+}
 
 fn finish(mut builder: impl ArrayBuilder) -> ArrayRef {
     builder.finish()
@@ -339,7 +347,7 @@ pub(crate) fn order_events<'a>(
 ) -> Result<Columns, ArrowError> {
     let n = rows.clone().count();
     let mut common = Common::new(n, plans);
-    let mut order_id = Strings::new(plans, 9, n, 20);
+    let mut order_id = strings(plans, 9, n, 20);
     let mut user_id = StringBuilder::with_capacity(n, n * 16);
     let mut country = StringBuilder::with_capacity(n, n * 2);
     let mut currency = StringBuilder::with_capacity(n, n * 3);
@@ -407,7 +415,7 @@ pub(crate) fn order_items<'a>(
         })
         .sum();
     let mut common = Common::new(n, plans);
-    let mut order_id = Strings::new(plans, 9, n, 20);
+    let mut order_id = strings(plans, 9, n, 20);
     let mut user_id = StringBuilder::with_capacity(n, n * 16);
     let mut line = Int32Builder::with_capacity(n);
     let mut sku = StringBuilder::with_capacity(n, n * 10);

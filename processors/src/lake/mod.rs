@@ -240,7 +240,7 @@ fn encode_using(
             let file = &files[g];
             let opened = encoder.setup(*table).and_then(|setup| {
                 let columns = build_columns(records, *table, idx, &setup.direct)?;
-                let rows = direct::rows(*table, records, idx).count();
+                let rows = columns::rows(&columns);
                 start_file(columns, rows, *table, encoder).map(|opened| (rows, opened))
             });
             match opened {
