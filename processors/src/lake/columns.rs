@@ -24,12 +24,12 @@ fn ts(n: usize) -> TimestampMillisecondBuilder {
 /// The nine columns every table starts with.
 struct Common<'a> {
     event_id: Slot<'a, StringBuilder>,
-    event_type: StringBuilder,
+    event_type: Slot<'a, StringBuilder>,
     schema_version: Int32Builder,
     occurred_at: Slot<'a, TimestampMillisecondBuilder>,
-    source: StringBuilder,
+    source: Slot<'a, StringBuilder>,
     correlation_id: Slot<'a, StringBuilder>,
-    shard_id: StringBuilder,
+    shard_id: Slot<'a, StringBuilder>,
     sequence_number: Slot<'a, StringBuilder>,
     arrived_at: Slot<'a, TimestampMillisecondBuilder>,
 }
@@ -98,12 +98,12 @@ impl<'a> Common<'a> {
     fn new(n: usize, plans: &Plans) -> Self {
         Common {
             event_id: strings(plans, 0, n, 36),
-            event_type: StringBuilder::with_capacity(n, n * 16),
+            event_type: strings(plans, 1, n, 16),
             schema_version: Int32Builder::with_capacity(n),
             occurred_at: stamps(plans, 3, n),
-            source: StringBuilder::with_capacity(n, n * 20),
+            source: strings(plans, 4, n, 20),
             correlation_id: strings(plans, 5, n, 36),
-            shard_id: StringBuilder::with_capacity(n, n * 20),
+            shard_id: strings(plans, 6, n, 20),
             sequence_number: strings(plans, 7, n, 56),
             arrived_at: stamps(plans, 8, n),
         }
@@ -112,12 +112,12 @@ impl<'a> Common<'a> {
     fn push(&mut self, r: &ValidRecord<'a>) {
         let e = &r.event;
         self.event_id.push(e.event_id);
-        self.event_type.append_value(e.event_type().as_str());
+        self.event_type.push(e.event_type().as_str());
         self.schema_version.append_value(e.schema_version as i32);
         self.occurred_at.push(e.occurred_at_ms);
-        self.source.append_value(e.source);
+        self.source.push(e.source);
         self.correlation_id.push(e.correlation_id);
-        self.shard_id.append_value(r.meta.shard_id);
+        self.shard_id.push(r.meta.shard_id);
         self.sequence_number.push(r.meta.sequence_number);
         self.arrived_at.push(r.meta.arrival_ms);
     }
@@ -125,12 +125,12 @@ impl<'a> Common<'a> {
     fn finish(self) -> Columns {
         vec![
             self.event_id.finish(),
-            Built::Arrow(finish(self.event_type)),
+            self.event_type.finish(),
             Built::Arrow(finish(self.schema_version)),
             self.occurred_at.finish(),
-            Built::Arrow(finish(self.source)),
+            self.source.finish(),
             self.correlation_id.finish(),
-            Built::Arrow(finish(self.shard_id)),
+            self.shard_id.finish(),
             self.sequence_number.finish(),
             self.arrived_at.finish(),
         ]
@@ -150,7 +150,7 @@ pub(crate) enum Built {
 /// A table's columns in schema order.
 pub(crate) type Columns = Vec<Built>;
 
-/// The rows the columns hold (`event_type`, never written directly, has
+/// The rows the columns hold (`schema_version`, never written directly, has
 /// one value a row).
 pub(crate) fn rows(columns: &Columns) -> usize {
     columns
@@ -205,7 +205,7 @@ pub(crate) fn user_events<'a>(
 ) -> Result<Columns, ArrowError> {
     let n = rows.clone().count();
     let mut common = Common::new(n, plans);
-    let mut user_id = StringBuilder::with_capacity(n, n * 16);
+    let mut user_id = strings(plans, 9, n, 16);
     let mut country = StringBuilder::with_capacity(n, n * 2);
     let mut channel = StringBuilder::with_capacity(n, n * 4);
     let mut login_method = StringBuilder::with_capacity(n, n * 4);
@@ -241,7 +241,7 @@ pub(crate) fn user_events<'a>(
             }
         };
         common.push(r);
-        user_id.append_value(row.user_id);
+        user_id.push(row.user_id);
         country.append_option(row.country);
         channel.append_option(row.channel);
         login_method.append_option(row.login_method);
@@ -259,7 +259,7 @@ pub(crate) fn user_events<'a>(
     }
     let mut cols = common.finish();
     let rest: [Built; 7] = [
-        Built::Arrow(finish(user_id)),
+        user_id.finish(),
         Built::Arrow(finish(country)),
         Built::Arrow(finish(channel)),
         Built::Arrow(finish(login_method)),
@@ -348,8 +348,8 @@ pub(crate) fn order_events<'a>(
     let n = rows.clone().count();
     let mut common = Common::new(n, plans);
     let mut order_id = strings(plans, 9, n, 20);
-    let mut user_id = StringBuilder::with_capacity(n, n * 16);
-    let mut country = StringBuilder::with_capacity(n, n * 2);
+    let mut user_id = strings(plans, 10, n, 16);
+    let mut country = strings(plans, 11, n, 2);
     let mut currency = StringBuilder::with_capacity(n, n * 3);
     let mut amount = Int64Builder::with_capacity(n);
     let mut item_count = Int32Builder::with_capacity(n);
@@ -369,8 +369,8 @@ pub(crate) fn order_events<'a>(
         };
         common.push(r);
         order_id.push(row.order_id);
-        user_id.append_value(row.user_id);
-        country.append_value(row.country);
+        user_id.push(row.user_id);
+        country.push(row.country);
         currency.append_option(row.currency);
         amount.append_option(row.amount_cents);
         item_count.append_option(row.item_count);
@@ -385,8 +385,8 @@ pub(crate) fn order_events<'a>(
     let mut cols = common.finish();
     let rest: [Built; 13] = [
         order_id.finish(),
-        Built::Arrow(finish(user_id)),
-        Built::Arrow(finish(country)),
+        user_id.finish(),
+        country.finish(),
         Built::Arrow(finish(currency)),
         Built::Arrow(finish(amount)),
         Built::Arrow(finish(item_count)),
@@ -416,13 +416,13 @@ pub(crate) fn order_items<'a>(
         .sum();
     let mut common = Common::new(n, plans);
     let mut order_id = strings(plans, 9, n, 20);
-    let mut user_id = StringBuilder::with_capacity(n, n * 16);
+    let mut user_id = strings(plans, 10, n, 16);
     let mut line = Int32Builder::with_capacity(n);
     let mut sku = StringBuilder::with_capacity(n, n * 10);
     let mut quantity = Int32Builder::with_capacity(n);
     let mut price = Int64Builder::with_capacity(n);
-    let mut currency = StringBuilder::with_capacity(n, n * 3);
-    let mut country = StringBuilder::with_capacity(n, n * 2);
+    let mut currency = strings(plans, 15, n, 3);
+    let mut country = strings(plans, 16, n, 2);
     for r in rows {
         let EventData::OrderCreated(d) = &r.event.data else {
             continue;
@@ -430,25 +430,25 @@ pub(crate) fn order_items<'a>(
         for (i, item) in d.items.iter().enumerate() {
             common.push(r);
             order_id.push(d.order_id);
-            user_id.append_value(d.user_id);
+            user_id.push(d.user_id);
             line.append_value(i as i32 + 1);
             sku.append_value(item.sku);
             quantity.append_value(item.quantity as i32);
             price.append_value(item.unit_price_cents as i64);
-            currency.append_value(d.currency.as_str());
-            country.append_value(d.country.as_str());
+            currency.push(d.currency.as_str());
+            country.push(d.country.as_str());
         }
     }
     let mut cols = common.finish();
     let rest: [Built; 8] = [
         order_id.finish(),
-        Built::Arrow(finish(user_id)),
+        user_id.finish(),
         Built::Arrow(finish(line)),
         Built::Arrow(finish(sku)),
         Built::Arrow(finish(quantity)),
         Built::Arrow(finish(price)),
-        Built::Arrow(finish(currency)),
-        Built::Arrow(finish(country)),
+        currency.finish(),
+        country.finish(),
     ];
     cols.extend(rest);
     Ok(cols)

@@ -8,12 +8,23 @@
 //! that fits in one data page (fewer rows than the page row limit, fewer bytes
 //! than the page size limit, values no longer than the statistics truncation
 //! length: every chunk of an invocation of up to 10,000 records) is written in
-//! one pass over the rows: values into the page, min and max on the way. The
-//! page, its header and the chunk's metadata, statistics, column index and
-//! offset index are those `parquet` writes for the same values (tested byte
-//! for byte against `ArrowWriter`); a chunk that does not fit is left to
-//! `parquet` ([`encode`] returns `None`).
+//! one pass over the rows: values into the page, min and max on the way.
+//!
+//! The non-null dictionary columns (`event_type`, `source`, `shard_id`,
+//! `user_id`, and `country` and `currency` where they are required) are
+//! written the same way: through Arrow, `parquet` hashed every row's value
+//! to find its dictionary index (a tenth of an invocation's instructions);
+//! here a row that repeats the last row's value (most of them: a file is one
+//! shard's, line items share their order's user and currency) takes its
+//! index without a hash, and min and max are the dictionary's, found once.
+//!
+//! The pages, their headers and the chunk's metadata, statistics, column
+//! index and offset index are those `parquet` writes for the same values
+//! (tested byte for byte against `ArrowWriter`); a chunk that does not fit
+//! (or whose dictionary would pass its limit) is left to `parquet`
+//! ([`Page::finish`] returns `None`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
@@ -47,6 +58,18 @@ pub(crate) enum Column {
     OccurredAt,
     /// `arrived_at`, epoch milliseconds.
     ArrivedAt,
+    /// `event_type` (dictionary-encoded, as are the rest).
+    EventType,
+    /// `source`.
+    Source,
+    /// `shard_id`.
+    ShardId,
+    /// `user_id`.
+    UserId,
+    /// `country` (order tables only: nullable in `user_events`).
+    Country,
+    /// `currency` (`order_items` only: nullable in `order_events`).
+    Currency,
 }
 
 impl Column {
@@ -59,6 +82,12 @@ impl Column {
             "order_id" if table != Table::UserEvents => Column::OrderId,
             "occurred_at" => Column::OccurredAt,
             "arrived_at" => Column::ArrivedAt,
+            "event_type" => Column::EventType,
+            "source" => Column::Source,
+            "shard_id" => Column::ShardId,
+            "user_id" => Column::UserId,
+            "country" if table != Table::UserEvents => Column::Country,
+            "currency" if table == Table::OrderItems => Column::Currency,
             _ => return None,
         })
     }
@@ -68,6 +97,8 @@ impl Column {
         match self {
             Column::OccurredAt | Column::ArrivedAt => 8,
             Column::SequenceNumber => 60,
+            Column::EventType | Column::Source | Column::ShardId | Column::UserId => 20,
+            Column::Country | Column::Currency => 8,
             _ => 40,
         }
     }
@@ -96,13 +127,36 @@ impl Column {
         matches!(self, Column::OccurredAt | Column::ArrivedAt)
     }
 
+    /// Whether the lake keeps a dictionary for the column (its values come
+    /// from a small set, or repeat from row to row).
+    fn is_dictionary(self) -> bool {
+        matches!(
+            self,
+            Column::EventType
+                | Column::Source
+                | Column::ShardId
+                | Column::UserId
+                | Column::Country
+                | Column::Currency
+        )
+    }
+
     /// The column's text in `r` (string columns).
-    pub(crate) fn text<'a>(self, r: &ValidRecord<'a>) -> &'a str {
+    pub(crate) fn text<'r>(self, r: &'r ValidRecord<'_>) -> &'r str {
         match self {
             Column::EventId => r.event.event_id,
             Column::CorrelationId => r.event.correlation_id,
             Column::SequenceNumber => r.meta.sequence_number,
             Column::OrderId => order_id(&r.event.data),
+            Column::EventType => r.event.event_type().as_str(),
+            Column::Source => r.event.source,
+            Column::ShardId => r.meta.shard_id,
+            Column::UserId => user_id(&r.event.data),
+            Column::Country => order_country(&r.event.data),
+            Column::Currency => match &r.event.data {
+                EventData::OrderCreated(d) => d.currency.as_str(),
+                _ => "",
+            },
             Column::OccurredAt | Column::ArrivedAt => "",
         }
     }
@@ -128,6 +182,30 @@ fn order_id<'a>(data: &EventData<'a>) -> &'a str {
     }
 }
 
+fn user_id<'a>(data: &EventData<'a>) -> &'a str {
+    match data {
+        EventData::UserSignedUp(d) => d.user_id,
+        EventData::UserLoggedIn(d) => d.user_id,
+        EventData::UserProfileUpdated(d) => d.user_id,
+        EventData::OrderCreated(d) => d.user_id,
+        EventData::OrderPaymentSucceeded(d) => d.user_id,
+        EventData::OrderPaymentFailed(d) => d.user_id,
+        EventData::OrderFulfilled(d) => d.user_id,
+        EventData::OrderCancelled(d) => d.user_id,
+    }
+}
+
+fn order_country<'r>(data: &'r EventData<'_>) -> &'r str {
+    match data {
+        EventData::OrderCreated(d) => d.country.as_str(),
+        EventData::OrderPaymentSucceeded(d) => d.country.as_str(),
+        EventData::OrderPaymentFailed(d) => d.country.as_str(),
+        EventData::OrderFulfilled(d) => d.country.as_str(),
+        EventData::OrderCancelled(d) => d.country.as_str(),
+        _ => "",
+    }
+}
+
 /// How a column's values are laid out in its page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
@@ -137,6 +215,10 @@ enum Layout {
     DeltaLengthBytes,
     /// `PLAIN` INT64: 8 bytes little-endian each.
     PlainInt64,
+    /// `RLE_DICTIONARY` byte arrays: a `PLAIN` dictionary page of the
+    /// distinct values in the order they first came, and the rows' indices
+    /// into it, run-length or bit-packed.
+    Dictionary,
 }
 
 impl Layout {
@@ -144,6 +226,7 @@ impl Layout {
         match self {
             Layout::PlainBytes | Layout::PlainInt64 => Encoding::PLAIN,
             Layout::DeltaLengthBytes => Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            Layout::Dictionary => Encoding::RLE_DICTIONARY,
         }
     }
 }
@@ -158,13 +241,16 @@ pub(crate) struct Plan {
     layout: Layout,
     row_limit: usize,
     page_limit: usize,
+    /// The dictionary page's size at which `parquet` gives up the dictionary.
+    dictionary_limit: usize,
     /// The longest value that statistics and the column index keep whole.
     longest: usize,
 }
 
 impl Plan {
     /// A plan for `column` under `props`, or `None` when the chunk would not
-    /// be what `parquet` writes: a dictionary, nulls or repetition, page
+    /// be what `parquet` writes: nulls or repetition, a dictionary for a
+    /// column of unique values (or none for a dictionary column), page
     /// statistics off or in page headers, bloom filters, data page v2,
     /// compression by the column writer, content-defined chunking, or an
     /// encoding other than the ones above.
@@ -175,17 +261,25 @@ impl Plan {
     ) -> Option<Plan> {
         let path = descr.path();
         let physical = descr.physical_type();
-        let layout = match (column.is_int64(), physical, props.encoding(path)) {
-            (true, Type::INT64, None | Some(Encoding::PLAIN)) => Layout::PlainInt64,
-            (false, Type::BYTE_ARRAY, None | Some(Encoding::PLAIN)) => Layout::PlainBytes,
-            (false, Type::BYTE_ARRAY, Some(Encoding::DELTA_LENGTH_BYTE_ARRAY)) => {
+        let dictionary = props.dictionary_enabled(path);
+        let layout = match (
+            column.is_int64(),
+            physical,
+            dictionary,
+            props.encoding(path),
+        ) {
+            (true, Type::INT64, false, None | Some(Encoding::PLAIN)) => Layout::PlainInt64,
+            // (the fallback encoding never applies: a chunk whose dictionary
+            // would outgrow its limit is left to `parquet`)
+            (false, Type::BYTE_ARRAY, true, _) if column.is_dictionary() => Layout::Dictionary,
+            (false, Type::BYTE_ARRAY, false, None | Some(Encoding::PLAIN)) => Layout::PlainBytes,
+            (false, Type::BYTE_ARRAY, false, Some(Encoding::DELTA_LENGTH_BYTE_ARRAY)) => {
                 Layout::DeltaLengthBytes
             }
             _ => return None,
         };
         let simple = descr.max_def_level() == 0
             && descr.max_rep_level() == 0
-            && !props.dictionary_enabled(path)
             && props.statistics_enabled(path) == EnabledStatistics::Page
             && !props.write_page_header_statistics(path)
             && props.bloom_filter_properties(path).is_none()
@@ -202,11 +296,13 @@ impl Plan {
             (None, None) => usize::MAX,
         };
         let page_limit = props.column_data_page_size_limit(path);
+        let dictionary_limit = props.column_dictionary_page_size_limit(path);
         simple.then(|| Plan {
             column,
             layout,
             row_limit: props.data_page_row_count_limit(),
             page_limit,
+            dictionary_limit,
             longest,
             descr,
         })
@@ -253,6 +349,7 @@ pub(crate) struct Page<'a> {
     /// only their bytes, the lengths go first at the end.
     data: Vec<u8>,
     lengths: Option<DeltaLengths>,
+    dictionary: Option<Dictionary<'a>>,
     min: &'a [u8],
     max: &'a [u8],
     /// The first eight bytes of `min` and `max` (see [`prefix`]).
@@ -272,12 +369,14 @@ impl<'a> Page<'a> {
             Layout::PlainInt64 => 8,
             Layout::PlainBytes => plan.column.bytes_per_row() + 4,
             Layout::DeltaLengthBytes => plan.column.bytes_per_row(),
+            Layout::Dictionary => 0,
         };
         Page {
             plan: plan.clone(),
             rows: 0,
             data: Vec::with_capacity(rows.saturating_mul(per_row).min(plan.page_limit)),
             lengths: (plan.layout == Layout::DeltaLengthBytes).then(|| DeltaLengths::new(rows)),
+            dictionary: (plan.layout == Layout::Dictionary).then(|| Dictionary::new(rows)),
             min: &[],
             max: &[],
             min_prefix: 0,
@@ -302,6 +401,13 @@ impl<'a> Page<'a> {
     #[inline(always)]
     pub(crate) fn push_text(&mut self, v: &'a str) {
         let v = v.as_bytes();
+        if let Some(dictionary) = &mut self.dictionary {
+            // min, max and the longest are the dictionary's, at the end
+            dictionary.push(v);
+            self.rows += 1;
+            self.unencoded += v.len();
+            return;
+        }
         let p = prefix(v);
         if self.rows == 0 {
             (self.min, self.max) = (v, v);
@@ -331,6 +437,20 @@ impl<'a> Page<'a> {
         if n == 0 || n >= plan.row_limit || self.longest > plan.longest {
             return None;
         }
+        let byte_stats = |min: &[u8], max: &[u8]| {
+            Statistics::ByteArray(
+                ValueStatistics::new(
+                    Some(min.to_vec().into()),
+                    Some(max.to_vec().into()),
+                    None,
+                    Some(0),
+                    false,
+                )
+                .with_max_is_exact(true)
+                .with_min_is_exact(true),
+            )
+        };
+        let mut dictionary_page = None;
         let (data, stats, min, max, unencoded) = match plan.layout {
             Layout::PlainInt64 => {
                 let stats = Statistics::Int64(
@@ -341,17 +461,7 @@ impl<'a> Page<'a> {
                 (self.data, stats, min.to_vec(), max.to_vec(), None)
             }
             Layout::PlainBytes | Layout::DeltaLengthBytes => {
-                let stats = Statistics::ByteArray(
-                    ValueStatistics::new(
-                        Some(self.min.to_vec().into()),
-                        Some(self.max.to_vec().into()),
-                        None,
-                        Some(0),
-                        false,
-                    )
-                    .with_max_is_exact(true)
-                    .with_min_is_exact(true),
-                );
+                let stats = byte_stats(self.min, self.max);
                 let data = match self.lengths {
                     Some(lengths) => {
                         let mut out = lengths.finish(self.data.len());
@@ -363,6 +473,24 @@ impl<'a> Page<'a> {
                 let unencoded = Some(self.unencoded as i64);
                 (data, stats, self.min.to_vec(), self.max.to_vec(), unencoded)
             }
+            Layout::Dictionary => {
+                let dictionary = self.dictionary?;
+                // every distinct value is in the one data page: its min and
+                // max are the dictionary's
+                let (min, max) = dictionary.min_max()?;
+                if dictionary.page.len() >= plan.dictionary_limit
+                    || dictionary.longest > plan.longest
+                {
+                    return None;
+                }
+                let data = dictionary.indices_page(plan.page_limit)?;
+                let stats = byte_stats(min, max);
+                let unencoded = Some(self.unencoded as i64);
+                let (min, max) = (min.to_vec(), max.to_vec());
+                let header = dictionary_page_header(dictionary.page.len(), dictionary.len())?;
+                dictionary_page = Some((header, dictionary.page));
+                (data, stats, min, max, unencoded)
+            }
         };
         if data.len() >= plan.page_limit {
             return None;
@@ -371,6 +499,12 @@ impl<'a> Page<'a> {
         let header = data_page_header(data.len(), n, encoding)?;
         let size = header.len() + data.len();
         let size_i32 = i32::try_from(size).ok()?;
+        // offsets as a column writer with a page store gives them: the
+        // dictionary page after the data page ([`laid_out`] turns them round)
+        let dictionary_size = dictionary_page
+            .as_ref()
+            .map_or(0, |(header, page)| header.len() + page.len());
+        let total = dictionary_size + size;
         let mut column_index = ColumnIndexBuilder::new(plan.descr.physical_type());
         column_index.append(false, min, max, 0);
         column_index.append_histograms(&None, &None);
@@ -380,21 +514,37 @@ impl<'a> Page<'a> {
         offset_index.append_row_count(n as i64);
         offset_index.append_unencoded_byte_array_data_bytes(unencoded);
         offset_index.append_offset_and_size(0, size_i32);
+        let data_stats = PageEncodingStats {
+            page_type: PageType::DATA_PAGE,
+            encoding,
+            count: 1,
+        };
+        let (encodings, page_stats) = match dictionary_page {
+            Some(_) => (
+                EncodingMask::new_from_encodings([Encoding::PLAIN, Encoding::RLE, encoding].iter()),
+                vec![
+                    PageEncodingStats {
+                        page_type: PageType::DICTIONARY_PAGE,
+                        encoding: Encoding::PLAIN,
+                        count: 1,
+                    },
+                    data_stats,
+                ],
+            ),
+            None => (
+                EncodingMask::new_from_encodings([Encoding::RLE, encoding].iter()),
+                vec![data_stats],
+            ),
+        };
         let metadata = ColumnChunkMetaData::builder(plan.descr.clone())
             .set_compression(Compression::UNCOMPRESSED)
-            .set_encodings_mask(EncodingMask::new_from_encodings(
-                [Encoding::RLE, encoding].iter(),
-            ))
-            .set_page_encoding_stats(vec![PageEncodingStats {
-                page_type: PageType::DATA_PAGE,
-                encoding,
-                count: 1,
-            }])
-            .set_total_compressed_size(size as i64)
-            .set_total_uncompressed_size(size as i64)
+            .set_encodings_mask(encodings)
+            .set_page_encoding_stats(page_stats)
+            .set_total_compressed_size(total as i64)
+            .set_total_uncompressed_size(total as i64)
             .set_num_values(n as i64)
             .set_data_page_offset(0)
-            .set_dictionary_page_offset(None)
+            .set_dictionary_page_offset(dictionary_page.is_some().then_some(size as i64))
             .set_statistics(stats)
             .set_unencoded_byte_array_data_bytes(unencoded)
             .set_repetition_level_histogram(None)
@@ -402,17 +552,279 @@ impl<'a> Page<'a> {
             .build()
             .ok()?;
         let close = ColumnCloseResult {
-            bytes_written: size as u64,
+            bytes_written: total as u64,
             rows_written: n as u64,
             metadata,
             bloom_filter: None,
             column_index: Some(column_index),
             offset_index: Some(offset_index.build()),
         };
-        Some(Box::new((
-            vec![Bytes::from(header), Bytes::from(data)],
-            close,
-        )))
+        // in the order a column writer stores them: the dictionary last
+        let mut blobs = Vec::with_capacity(4);
+        blobs.extend([Bytes::from(header), Bytes::from(data)]);
+        if let Some((header, page)) = dictionary_page {
+            blobs.extend([Bytes::from(header), Bytes::from(page)]);
+        }
+        Some(Box::new((blobs, close)))
+    }
+}
+
+/// A chunk's bytes and metadata as the file holds them, uncompressed: its
+/// dictionary page, when it has one, before its data page (a [`Chunk`]
+/// keeps a column writer's order, the dictionary last, as
+/// [`super::zstd_chunks::compress`] takes it).
+pub(crate) fn laid_out(
+    blobs: &[Bytes],
+    mut close: ColumnCloseResult,
+) -> Result<(Bytes, ColumnCloseResult), String> {
+    let (data, dictionary) = blobs.split_at(blobs.len().min(2));
+    let bytes = Bytes::from([dictionary, data].concat().concat());
+    if dictionary.is_empty() {
+        return Ok((bytes, close));
+    }
+    let before: usize = dictionary.iter().map(Bytes::len).sum();
+    let before = before as i64;
+    if let Some(index) = close.offset_index.as_mut() {
+        for location in &mut index.page_locations {
+            location.offset += before;
+        }
+    }
+    let data_at = close.metadata.data_page_offset() + before;
+    close.metadata = close
+        .metadata
+        .into_builder()
+        .set_dictionary_page_offset(Some(0))
+        .set_data_page_offset(data_at)
+        .build()
+        .map_err(|e| format!("column chunk metadata: {e}"))?;
+    Ok((bytes, close))
+}
+
+/// A dictionary column's distinct values and its rows' indices into them.
+#[derive(Debug)]
+struct Dictionary<'a> {
+    values: Vec<&'a [u8]>,
+    index: HashMap<&'a [u8], u32, foldhash::fast::RandomState>,
+    /// The dictionary page as `PLAIN` writes it: each value's 4-byte length,
+    /// then its bytes.
+    page: Vec<u8>,
+    longest: usize,
+    indices: Vec<u32>,
+    /// The last row's value and index: a file is one shard's, its events
+    /// come in runs of a type and a source, an order's line items share a
+    /// user, currency and country, so most rows skip the hash.
+    last: &'a [u8],
+    last_index: u32,
+}
+
+impl<'a> Dictionary<'a> {
+    fn new(rows: usize) -> Self {
+        Dictionary {
+            values: Vec::new(),
+            index: HashMap::default(),
+            page: Vec::new(),
+            longest: 0,
+            indices: Vec::with_capacity(rows),
+            last: &[],
+            last_index: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    #[inline(always)]
+    fn push(&mut self, v: &'a [u8]) {
+        let same = !self.indices.is_empty()
+            && v.len() == self.last.len()
+            && (std::ptr::eq(v.as_ptr(), self.last.as_ptr()) || v == self.last);
+        if !same {
+            self.last_index = self.intern(v);
+            self.last = v;
+        }
+        self.indices.push(self.last_index);
+    }
+
+    fn intern(&mut self, v: &'a [u8]) -> u32 {
+        let next = self.values.len() as u32;
+        let i = *self.index.entry(v).or_insert(next);
+        if i == next {
+            self.values.push(v);
+            self.page.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            self.page.extend_from_slice(v);
+            self.longest = self.longest.max(v.len());
+        }
+        i
+    }
+
+    /// The least and the greatest value, byte by byte.
+    fn min_max(&self) -> Option<(&'a [u8], &'a [u8])> {
+        let min = self.values.iter().copied().min()?;
+        let max = self.values.iter().copied().max()?;
+        Some((min, max))
+    }
+
+    /// The data page: the indices' bit width, then the indices as
+    /// [`Rle`] encodes them; `None` when `parquet` would have started a
+    /// second page (its estimate of the page reached `limit`).
+    fn indices_page(&self, limit: usize) -> Option<Vec<u8>> {
+        let width = bit_width(self.values.len().saturating_sub(1) as u64);
+        let estimate = 1 + Rle::max_size(width, self.indices.len());
+        if estimate >= limit {
+            return None;
+        }
+        let mut out = Vec::with_capacity(estimate);
+        out.push(width);
+        let mut rle = Rle::new(width, out);
+        for &i in &self.indices {
+            rle.put(u64::from(i));
+        }
+        Some(rle.finish())
+    }
+}
+
+fn bit_width(v: u64) -> u8 {
+    (64 - v.leading_zeros()) as u8
+}
+
+/// Values in the RLE / bit-packed hybrid encoding, making the choices
+/// `parquet`'s `RleEncoder` makes (so that the bytes are the same): values
+/// are taken in groups of eight; a value repeated eight times or more
+/// becomes a run (its count, then the value in whole bytes), anything else
+/// is bit-packed, up to 63 groups under one indicator byte.
+struct Rle {
+    width: u8,
+    out: Vec<u8>,
+    group: [u64; GROUP],
+    buffered: usize,
+    current: u64,
+    repeats: usize,
+    /// Values bit-packed under the open indicator byte.
+    packed: usize,
+    /// Where the open bit-packed run's indicator byte is.
+    indicator: Option<usize>,
+}
+
+const GROUP: usize = 8;
+const MOST_GROUPS: usize = 1 << 6;
+
+impl Rle {
+    fn new(width: u8, out: Vec<u8>) -> Self {
+        Rle {
+            width,
+            out,
+            group: [0; GROUP],
+            buffered: 0,
+            current: 0,
+            repeats: 0,
+            packed: 0,
+            indicator: None,
+        }
+    }
+
+    /// The most bytes `n` values of `width` bits can take (`parquet`'s
+    /// estimate of a dictionary page's size).
+    fn max_size(width: u8, n: usize) -> usize {
+        let groups = n.div_ceil(GROUP);
+        let packed = groups + groups * usize::from(width);
+        let runs = groups * (1 + usize::from(width).div_ceil(8));
+        packed.max(runs)
+    }
+
+    #[inline]
+    fn put(&mut self, v: u64) {
+        if self.current == v {
+            self.repeats += 1;
+            if self.repeats > GROUP {
+                return;
+            }
+        } else {
+            if self.repeats >= GROUP {
+                self.end_run();
+            }
+            self.repeats = 1;
+            self.current = v;
+        }
+        self.group[self.buffered] = v;
+        self.buffered += 1;
+        if self.buffered == GROUP {
+            self.group_full();
+        }
+    }
+
+    fn group_full(&mut self) {
+        if self.repeats >= GROUP {
+            // a run it is: the group's values are the run's
+            self.buffered = 0;
+            if self.packed > 0 {
+                self.end_packed();
+            }
+            return;
+        }
+        self.packed += self.buffered;
+        self.pack_group();
+        if self.packed / GROUP + 1 >= MOST_GROUPS {
+            self.end_packed();
+        }
+        self.repeats = 0;
+    }
+
+    fn end_run(&mut self) {
+        put_uleb(&mut self.out, (self.repeats as u64) << 1);
+        let bytes = self.current.to_le_bytes();
+        self.out
+            .extend_from_slice(&bytes[..usize::from(self.width).div_ceil(8)]);
+        self.buffered = 0;
+        self.repeats = 0;
+    }
+
+    /// Bit-packs the buffered group (eight values), LSB first, after the
+    /// open run's indicator byte (reserved here when none is open).
+    fn pack_group(&mut self) {
+        if self.indicator.is_none() {
+            self.indicator = Some(self.out.len());
+            self.out.push(0);
+        }
+        let width = u32::from(self.width);
+        let (mut acc, mut bits) = (0u64, 0u32);
+        for &v in &self.group[..self.buffered] {
+            acc |= v << bits;
+            bits += width;
+            while bits >= 8 {
+                self.out.push(acc as u8);
+                acc >>= 8;
+                bits -= 8;
+            }
+        }
+        // eight values of any width end on a byte
+        self.buffered = 0;
+    }
+
+    fn end_packed(&mut self) {
+        if let Some(at) = self.indicator.take() {
+            self.out[at] = (((self.packed / GROUP) << 1) | 1) as u8;
+        }
+        self.packed = 0;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.packed > 0 || self.repeats > 0 || self.buffered > 0 {
+            let all_repeats =
+                self.packed == 0 && (self.repeats == self.buffered || self.buffered == 0);
+            if self.repeats > 0 && all_repeats {
+                self.end_run();
+            } else {
+                if self.buffered > 0 {
+                    self.group[self.buffered..].fill(0);
+                    self.buffered = GROUP;
+                }
+                self.packed += self.buffered;
+                self.pack_group();
+                self.end_packed();
+            }
+        }
+        self.out
     }
 }
 
@@ -524,30 +936,59 @@ fn put_zigzag(out: &mut Vec<u8>, v: i64) {
     put_uleb(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-/// A data page v1 header in thrift's compact protocol, as `parquet` writes
-/// it: type, both sizes, then the data page header (values, encoding, and
-/// RLE for the absent levels).
-fn data_page_header(len: usize, values: usize, encoding: Encoding) -> Option<Vec<u8>> {
-    const I32_NEXT: u8 = 0x15;
-    const STRUCT_SKIP_ONE: u8 = 0x2c;
+/// A compact-protocol field header: field id one more than the last, i32.
+const I32_NEXT: u8 = 0x15;
+
+fn put_i32_field(out: &mut Vec<u8>, v: i32) {
+    out.push(I32_NEXT);
+    put_uleb(out, ((v << 1) ^ (v >> 31)) as u32 as u64);
+}
+
+/// A page header in thrift's compact protocol, as `parquet` writes it: the
+/// page type, its size twice (uncompressed and stored), then the page's own
+/// header, `inner`, `id_delta` field ids on (a struct), or `None` when the
+/// sizes do not fit an i32.
+fn page_header(
+    page_type: i32,
+    len: usize,
+    id_delta: u8,
+    inner: impl FnOnce(&mut Vec<u8>),
+) -> Option<Vec<u8>> {
+    const STRUCT: u8 = 0x0c;
     let len = i32::try_from(len).ok()?;
-    let values = i32::try_from(values).ok()?;
     let mut out = Vec::with_capacity(24);
-    let field = |out: &mut Vec<u8>, v: i32| {
-        out.push(I32_NEXT);
-        put_uleb(out, ((v << 1) ^ (v >> 31)) as u32 as u64);
-    };
-    field(&mut out, 0); // DATA_PAGE
-    field(&mut out, len);
-    field(&mut out, len);
-    out.push(STRUCT_SKIP_ONE); // field 5: data_page_header (4, crc, absent)
-    field(&mut out, values);
-    field(&mut out, encoding_id(encoding));
-    field(&mut out, encoding_id(Encoding::RLE));
-    field(&mut out, encoding_id(Encoding::RLE));
-    out.push(0); // end of data_page_header
+    put_i32_field(&mut out, page_type);
+    put_i32_field(&mut out, len);
+    put_i32_field(&mut out, len);
+    out.push((id_delta << 4) | STRUCT);
+    inner(&mut out);
+    out.push(0); // end of the inner header
     out.push(0); // end of the page header
     Some(out)
+}
+
+/// A data page v1 header: the values, the encoding, and RLE for the absent
+/// levels (field 5, after an absent crc).
+fn data_page_header(len: usize, values: usize, encoding: Encoding) -> Option<Vec<u8>> {
+    let values = i32::try_from(values).ok()?;
+    page_header(0, len, 2, |out| {
+        put_i32_field(out, values);
+        put_i32_field(out, encoding_id(encoding));
+        put_i32_field(out, encoding_id(Encoding::RLE));
+        put_i32_field(out, encoding_id(Encoding::RLE));
+    })
+}
+
+/// A dictionary page header: the values, `PLAIN`, not sorted (field 7,
+/// after the absent crc and the other pages' headers).
+fn dictionary_page_header(len: usize, values: usize) -> Option<Vec<u8>> {
+    const FALSE_NEXT: u8 = 0x12;
+    let values = i32::try_from(values).ok()?;
+    page_header(2, len, 4, |out| {
+        put_i32_field(out, values);
+        put_i32_field(out, encoding_id(Encoding::PLAIN));
+        out.push(FALSE_NEXT); // is_sorted
+    })
 }
 
 /// The encoding's number in the format's thrift definition.
@@ -556,6 +997,7 @@ fn encoding_id(encoding: Encoding) -> i32 {
         Encoding::PLAIN => 0,
         Encoding::RLE => 3,
         Encoding::DELTA_LENGTH_BYTE_ARRAY => 6,
+        Encoding::RLE_DICTIONARY => 8,
         _ => -1,
     }
 }
@@ -581,7 +1023,19 @@ mod tests {
         let mut decoder = pipeline_schemas::InvocationDecoder::default();
         let decoded = decoder.decode(&mut payload).expect("decoded");
         let valid = valid_of(&decoded);
-        let encoder = Encoder::new(Codec::Zstd(1));
+        // every column zstd, so that the writers' pages are all recorded
+        let mut declared = crate::lake::writer_properties(Codec::Zstd(1)).into_builder();
+        for column in crate::lake::SMALL_DOMAIN_COLUMNS {
+            declared = declared.set_column_compression(
+                parquet::schema::types::ColumnPath::from(*column),
+                Compression::ZSTD(Default::default()),
+            );
+        }
+        let encoder = Encoder::with(
+            declared.build(),
+            crate::lake::properties_with(Compression::UNCOMPRESSED),
+            true,
+        );
         let mut compared = 0;
         for ((table, _, _), idx) in group_rows(&valid) {
             // every column through Arrow and parquet's writers
@@ -589,10 +1043,12 @@ mod tests {
             let n = rows(table, &valid, &idx).count();
             let (_file, tasks) = start_file(columns, n, table, &encoder).expect("file");
             let setup = encoder.setup(table).expect("setup");
-            assert_eq!(
-                setup.direct.iter().flatten().count(),
-                if table == Table::UserEvents { 5 } else { 6 }
-            );
+            let want = match table {
+                Table::UserEvents => 9,
+                Table::OrderEvents => 11,
+                Table::OrderItems => 12,
+            };
+            assert_eq!(setup.direct.iter().flatten().count(), want);
             // and the direct columns as the archiver writes them
             let mut direct: Vec<_> = build_columns(&valid, table, &idx, &setup.direct)
                 .expect("direct columns")
@@ -621,8 +1077,9 @@ mod tests {
                 let theirs = zstd_chunks::take(&pages);
                 let name = format!("{}.{}", table.name(), descr.name());
                 assert_eq!(ours.len(), theirs.len(), "{name}: blobs");
-                assert_eq!(ours[0], theirs[0], "{name}: page header");
-                assert_eq!(ours[1], theirs[1], "{name}: page data");
+                for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                    assert_eq!(a, b, "{name}: blob {i} (page headers and data in turn)");
+                }
                 assert_eq!(
                     format!("{close:?}"),
                     format!("{:?}", chunk.close()),
@@ -636,10 +1093,10 @@ mod tests {
 
     #[test]
     fn chunks_are_what_parquet_writes() {
-        // 5 columns in user_events, 6 in each order table
-        assert_eq!(compare(3000, 7), 17);
+        // 9 columns in user_events, 11 in order_events, 12 in order_items
+        assert_eq!(compare(3000, 7), 32);
         // a single row
-        assert!(compare(1, 2) >= 5);
+        assert!(compare(1, 2) >= 9);
     }
 
     #[test]
@@ -689,11 +1146,94 @@ mod tests {
         }
     }
 
+    /// The pages `ArrowWriter` writes for a string column `v` of `values`.
+    fn pages_parquet_writes(
+        values: &[String],
+        props: &WriterProperties,
+    ) -> Vec<parquet::column::page::Page> {
+        use arrow_array::{ArrayRef, RecordBatch, StringArray};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let array: ArrayRef = Arc::new(StringArray::from_iter_values(values));
+        let batch = RecordBatch::try_from_iter([("v", array)]).expect("batch");
+        let mut file = Vec::new();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), Some(props.clone()))
+                .expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let reader = SerializedFileReader::new(Bytes::from(file)).expect("file");
+        reader
+            .get_row_group(0)
+            .expect("row group")
+            .get_column_page_reader(0)
+            .expect("pages")
+            .collect::<Result<_, _>>()
+            .expect("read")
+    }
+
+    #[test]
+    fn dictionaries_and_their_indices_are_what_parquet_writes() {
+        use parquet::column::page::Page;
+        let props = WriterProperties::builder()
+            .set_dictionary_enabled(true)
+            .build();
+        let mut seed = 0x2545_f491_u64;
+        let mut random = |below: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % below
+        };
+        // (distinct values, run lengths): runs of 7, 8 and 9 around the
+        // eight-value groups, one value throughout (width 0), bit-packed
+        // stretches past 63 groups, runs cut by the end of the page
+        let patterns: Vec<(u64, Vec<usize>)> = vec![
+            (1, vec![1]),
+            (1, vec![5000]),
+            (2, vec![7, 8, 9, 1, 1, 16, 3]),
+            (3, vec![1; 700]),
+            (5, (0..400).map(|i| [1, 7, 8, 9, 2, 15][i % 6]).collect()),
+            (300, vec![1; 3000]),
+            (70_000, vec![1; 9000]),
+            (40, (0..2000).map(|_| 1 + random(12) as usize).collect()),
+        ];
+        for (distinct, runs) in patterns {
+            let mut values = Vec::new();
+            for run in runs {
+                let v = format!("v-{}", random(distinct));
+                values.extend(std::iter::repeat_n(v, run));
+            }
+            let pages = pages_parquet_writes(&values, &props);
+            let [
+                Page::DictionaryPage {
+                    buf: dictionary, ..
+                },
+                Page::DataPage { buf: data, .. },
+            ] = &pages[..]
+            else {
+                panic!(
+                    "{} values: not one dictionary and one data page",
+                    values.len()
+                );
+            };
+            let mut ours = Dictionary::new(values.len());
+            for v in &values {
+                ours.push(v.as_bytes());
+            }
+            assert_eq!(&ours.page[..], &dictionary[..], "{} values", values.len());
+            let indices = ours.indices_page(usize::MAX).expect("one page");
+            let first_difference = data.iter().zip(&indices).position(|(a, b)| a != b);
+            assert_eq!(
+                (data.len(), first_difference),
+                (indices.len(), None),
+                "{} values, {} distinct",
+                values.len(),
+                ours.len()
+            );
+        }
+    }
+
     #[test]
     fn delta_lengths_are_what_parquet_writes() {
-        use arrow_array::{ArrayRef, RecordBatch, StringArray};
         use parquet::column::page::Page;
-        use parquet::file::reader::{FileReader, SerializedFileReader};
         use parquet::schema::types::ColumnPath;
         let props = WriterProperties::builder()
             .set_dictionary_enabled(false)
@@ -715,24 +1255,8 @@ mod tests {
                     "x".repeat(len)
                 })
                 .collect();
-            let array: ArrayRef = Arc::new(StringArray::from_iter_values(&values));
-            let batch = RecordBatch::try_from_iter([("v", array)]).expect("batch");
-            let mut file = Vec::new();
-            let mut writer = parquet::arrow::ArrowWriter::try_new(
-                &mut file,
-                batch.schema(),
-                Some(props.clone()),
-            )
-            .expect("writer");
-            writer.write(&batch).expect("write");
-            writer.close().expect("close");
-            let reader = SerializedFileReader::new(Bytes::from(file)).expect("file");
-            let mut pages = reader
-                .get_row_group(0)
-                .expect("row group")
-                .get_column_page_reader(0)
-                .expect("pages");
-            let Some(Ok(Page::DataPage { buf, .. })) = pages.next() else {
+            let mut pages = pages_parquet_writes(&values, &props).into_iter();
+            let Some(Page::DataPage { buf, .. }) = pages.next() else {
                 panic!("no data page for {n} values");
             };
             let mut lengths = DeltaLengths::new(n);

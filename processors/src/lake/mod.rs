@@ -353,8 +353,9 @@ struct FileState {
 enum Encoded {
     /// As its writer left it (its codec set up by `parquet`).
     Arrow(ArrowColumnChunk),
-    /// zstd-compressed by [`zstd_chunks`]: its bytes and metadata.
-    Compressed(Bytes, ColumnCloseResult),
+    /// Written by [`direct`] or zstd-compressed by [`zstd_chunks`]: its
+    /// bytes and metadata.
+    Written(Bytes, ColumnCloseResult),
 }
 
 /// Appends a file's encoded column chunks, in column order, as its one row
@@ -369,7 +370,7 @@ fn finish_file(
     for chunk in chunks {
         match chunk.ok_or_else(|| "a column chunk is missing".to_owned())?? {
             Encoded::Arrow(chunk) => chunk.append_to_row_group(&mut row_group),
-            Encoded::Compressed(bytes, close) => row_group.append_column(&bytes, close),
+            Encoded::Written(bytes, close) => row_group.append_column(&bytes, close),
         }
         .map_err(|e| format!("parquet column chunk: {e}"))?;
     }
@@ -411,9 +412,13 @@ fn encode_column(
     let leaf = match work {
         ColumnWork::Arrow(leaf) => leaf,
         ColumnWork::Direct(plan, chunk) => {
-            if let (Some((_, level)), Some((pages, close))) = (&zstd, chunk.map(|chunk| *chunk)) {
-                return zstd_chunks::compress(pages, close, *level)
-                    .map(|(bytes, close)| Encoded::Compressed(bytes, close));
+            if let Some((pages, close)) = chunk.map(|chunk| *chunk) {
+                return match &zstd {
+                    Some((_, level)) => zstd_chunks::compress(pages, close, *level)
+                        .map(|(bytes, close)| Encoded::Written(bytes, close)),
+                    None => direct::laid_out(&pages, close)
+                        .map(|(bytes, close)| Encoded::Written(bytes, close)),
+                };
             }
             let rows = direct::rows(table, records, idx);
             let schema = table.schema();
@@ -440,7 +445,7 @@ fn encode_column(
             let close = chunk.close().clone();
             drop(chunk);
             zstd_chunks::compress(zstd_chunks::take(&pages), close, level)
-                .map(|(bytes, close)| Encoded::Compressed(bytes, close))
+                .map(|(bytes, close)| Encoded::Written(bytes, close))
         }
     }
 }
@@ -470,8 +475,9 @@ struct FileSetup {
     props: Arc<WriterProperties>,
     /// Per leaf column: the zstd level, when [`zstd_chunks`] compresses it.
     zstd: Vec<Option<ZstdLevel>>,
-    /// Per column: how [`direct`] writes it, when it does (only zstd
-    /// columns: [`direct`] leaves compression to [`zstd_chunks`]).
+    /// Per column: how [`direct`] writes it, when it does (only columns
+    /// stored uncompressed or zstd-compressed by [`zstd_chunks`]: [`direct`]
+    /// does not compress).
     direct: Vec<Option<direct::Plan>>,
 }
 
@@ -528,7 +534,6 @@ impl Encoder {
                     .enumerate()
                     .map(|(c, field)| {
                         let column = direct::Column::of(table, field.name())?;
-                        zstd[c]?;
                         direct::Plan::new(column, schema.column(c), &props)
                     })
                     .collect()
