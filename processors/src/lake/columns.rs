@@ -72,6 +72,15 @@ impl<'a> Slot<'a, StringBuilder> {
             Slot::Direct(page) => page.push_text(value),
         }
     }
+
+    #[inline]
+    fn push_option(&mut self, value: Option<&'a str>) {
+        match (self, value) {
+            (Slot::Arrow(b), v) => b.append_option(v),
+            (Slot::Direct(page), Some(v)) => page.push_text(v),
+            (Slot::Direct(page), None) => page.push_null(),
+        }
+    }
 }
 
 impl Slot<'_, TimestampMillisecondBuilder> {
@@ -206,12 +215,12 @@ pub(crate) fn user_events<'a>(
     let n = rows.clone().count();
     let mut common = Common::new(n, plans);
     let mut user_id = strings(plans, 9, n, 16);
-    let mut country = StringBuilder::with_capacity(n, n * 2);
-    let mut channel = StringBuilder::with_capacity(n, n * 4);
-    let mut login_method = StringBuilder::with_capacity(n, n * 4);
+    let mut country = strings(plans, 10, n, 2);
+    let mut channel = strings(plans, 11, n, 4);
+    let mut login_method = strings(plans, 12, n, 4);
     let mut opt_in = BooleanBuilder::with_capacity(n);
     let mut changed = ListBuilder::new(StringBuilder::new());
-    let mut domain = StringBuilder::with_capacity(n, n * 8);
+    let mut domain = strings(plans, 15, n, 8);
     for r in rows {
         let row = match &r.event.data {
             EventData::UserSignedUp(d) => UserRow {
@@ -242,9 +251,9 @@ pub(crate) fn user_events<'a>(
         };
         common.push(r);
         user_id.push(row.user_id);
-        country.append_option(row.country);
-        channel.append_option(row.channel);
-        login_method.append_option(row.login_method);
+        country.push_option(row.country);
+        channel.push_option(row.channel);
+        login_method.push_option(row.login_method);
         opt_in.append_option(row.marketing_opt_in);
         match row.changed_fields {
             Some(fields) => {
@@ -255,17 +264,17 @@ pub(crate) fn user_events<'a>(
             }
             None => changed.append_null(),
         }
-        domain.append_option(row.email_domain);
+        domain.push_option(row.email_domain);
     }
     let mut cols = common.finish();
     let rest: [Built; 7] = [
         user_id.finish(),
-        Built::Arrow(finish(country)),
-        Built::Arrow(finish(channel)),
-        Built::Arrow(finish(login_method)),
+        country.finish(),
+        channel.finish(),
+        login_method.finish(),
         Built::Arrow(finish(opt_in)),
         Built::Arrow(finish(changed)),
-        Built::Arrow(finish(domain)),
+        domain.finish(),
     ];
     cols.extend(rest);
     Ok(cols)
@@ -350,16 +359,16 @@ pub(crate) fn order_events<'a>(
     let mut order_id = strings(plans, 9, n, 20);
     let mut user_id = strings(plans, 10, n, 16);
     let mut country = strings(plans, 11, n, 2);
-    let mut currency = StringBuilder::with_capacity(n, n * 3);
+    let mut currency = strings(plans, 12, n, 3);
     let mut amount = Int64Builder::with_capacity(n);
     let mut item_count = Int32Builder::with_capacity(n);
     let mut payment_id = StringBuilder::with_capacity(n, n * 8);
-    let mut method = StringBuilder::with_capacity(n, n * 4);
-    let mut failure = StringBuilder::with_capacity(n, n * 4);
-    let mut warehouse = StringBuilder::with_capacity(n, n * 2);
-    let mut carrier = StringBuilder::with_capacity(n, n * 2);
+    let mut method = strings(plans, 16, n, 4);
+    let mut failure = strings(plans, 17, n, 4);
+    let mut warehouse = strings(plans, 18, n, 2);
+    let mut carrier = strings(plans, 19, n, 2);
     let mut shipped = Int32Builder::with_capacity(n);
-    let mut cancel = StringBuilder::with_capacity(n, n * 2);
+    let mut cancel = strings(plans, 21, n, 2);
     for r in rows {
         let Some(row) = order_row(&r.event.data) else {
             return Err(ArrowError::InvalidArgumentError(format!(
@@ -371,32 +380,32 @@ pub(crate) fn order_events<'a>(
         order_id.push(row.order_id);
         user_id.push(row.user_id);
         country.push(row.country);
-        currency.append_option(row.currency);
+        currency.push_option(row.currency);
         amount.append_option(row.amount_cents);
         item_count.append_option(row.item_count);
         payment_id.append_option(row.payment_id);
-        method.append_option(row.payment_method);
-        failure.append_option(row.failure_reason);
-        warehouse.append_option(row.warehouse);
-        carrier.append_option(row.carrier);
+        method.push_option(row.payment_method);
+        failure.push_option(row.failure_reason);
+        warehouse.push_option(row.warehouse);
+        carrier.push_option(row.carrier);
         shipped.append_option(row.shipped_items);
-        cancel.append_option(row.cancel_reason);
+        cancel.push_option(row.cancel_reason);
     }
     let mut cols = common.finish();
     let rest: [Built; 13] = [
         order_id.finish(),
         user_id.finish(),
         country.finish(),
-        Built::Arrow(finish(currency)),
+        currency.finish(),
         Built::Arrow(finish(amount)),
         Built::Arrow(finish(item_count)),
         Built::Arrow(finish(payment_id)),
-        Built::Arrow(finish(method)),
-        Built::Arrow(finish(failure)),
-        Built::Arrow(finish(warehouse)),
-        Built::Arrow(finish(carrier)),
+        method.finish(),
+        failure.finish(),
+        warehouse.finish(),
+        carrier.finish(),
         Built::Arrow(finish(shipped)),
-        Built::Arrow(finish(cancel)),
+        cancel.finish(),
     ];
     cols.extend(rest);
     Ok(cols)

@@ -10,9 +10,9 @@
 //! length: every chunk of an invocation of up to 10,000 records) is written in
 //! one pass over the rows: values into the page, min and max on the way.
 //!
-//! The non-null dictionary columns (`event_type`, `source`, `shard_id`,
-//! `user_id`, and `country` and `currency` where they are required) are
-//! written the same way: through Arrow, `parquet` hashed every row's value
+//! The dictionary string columns (`event_type`, `source`, `shard_id`,
+//! `user_id`, `country`, `currency`, and the optional codes and names of
+//! each table, their nulls as definition levels) are written the same way: through Arrow, `parquet` hashed every row's value
 //! to find its dictionary index (a tenth of an invocation's instructions);
 //! here a row that repeats the last row's value (most of them: a file is one
 //! shard's, line items share their order's user and currency) takes its
@@ -33,13 +33,14 @@ use bytes::Bytes;
 use parquet::basic::{BoundaryOrder, Compression, Encoding, EncodingMask, PageType, Type};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{
-    ColumnChunkMetaData, ColumnIndexBuilder, OffsetIndexBuilder, PageEncodingStats,
+    ColumnChunkMetaData, ColumnIndexBuilder, LevelHistogram, OffsetIndexBuilder, PageEncodingStats,
 };
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::schema::types::ColumnDescPtr;
 use pipeline_schemas::EventData;
 use pipeline_schemas::lake::Table;
+use pipeline_schemas::rules::email_domain;
 
 use crate::batch::ValidRecord;
 
@@ -66,10 +67,26 @@ pub(crate) enum Column {
     ShardId,
     /// `user_id`.
     UserId,
-    /// `country` (order tables only: nullable in `user_events`).
+    /// `country` (nullable in `user_events`).
     Country,
-    /// `currency` (`order_items` only: nullable in `order_events`).
+    /// `currency` (nullable in `order_events`).
     Currency,
+    /// `channel` (`user_events`, nullable, as are the rest).
+    Channel,
+    /// `login_method`.
+    LoginMethod,
+    /// `email_domain`.
+    EmailDomain,
+    /// `payment_method` (`order_events`).
+    PaymentMethod,
+    /// `failure_reason`.
+    FailureReason,
+    /// `warehouse`.
+    Warehouse,
+    /// `carrier`.
+    Carrier,
+    /// `cancel_reason`.
+    CancelReason,
 }
 
 impl Column {
@@ -86,8 +103,16 @@ impl Column {
             "source" => Column::Source,
             "shard_id" => Column::ShardId,
             "user_id" => Column::UserId,
-            "country" if table != Table::UserEvents => Column::Country,
-            "currency" if table == Table::OrderItems => Column::Currency,
+            "country" => Column::Country,
+            "currency" if table != Table::UserEvents => Column::Currency,
+            "channel" if table == Table::UserEvents => Column::Channel,
+            "login_method" if table == Table::UserEvents => Column::LoginMethod,
+            "email_domain" if table == Table::UserEvents => Column::EmailDomain,
+            "payment_method" if table == Table::OrderEvents => Column::PaymentMethod,
+            "failure_reason" if table == Table::OrderEvents => Column::FailureReason,
+            "warehouse" if table == Table::OrderEvents => Column::Warehouse,
+            "carrier" if table == Table::OrderEvents => Column::Carrier,
+            "cancel_reason" if table == Table::OrderEvents => Column::CancelReason,
             _ => return None,
         })
     }
@@ -97,9 +122,8 @@ impl Column {
         match self {
             Column::OccurredAt | Column::ArrivedAt => 8,
             Column::SequenceNumber => 60,
-            Column::EventType | Column::Source | Column::ShardId | Column::UserId => 20,
-            Column::Country | Column::Currency => 8,
-            _ => 40,
+            Column::EventId | Column::CorrelationId | Column::OrderId => 40,
+            _ => 8,
         }
     }
 
@@ -117,7 +141,7 @@ impl Column {
         } else {
             let mut builder = StringBuilder::new();
             for r in rows {
-                builder.append_value(self.text(r));
+                builder.append_option(self.text(r));
             }
             Arc::new(builder.finish())
         }
@@ -130,35 +154,45 @@ impl Column {
     /// Whether the lake keeps a dictionary for the column (its values come
     /// from a small set, or repeat from row to row).
     fn is_dictionary(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Column::EventType
-                | Column::Source
-                | Column::ShardId
-                | Column::UserId
-                | Column::Country
-                | Column::Currency
+            Column::EventId
+                | Column::CorrelationId
+                | Column::SequenceNumber
+                | Column::OrderId
+                | Column::OccurredAt
+                | Column::ArrivedAt
         )
     }
 
-    /// The column's text in `r` (string columns).
-    pub(crate) fn text<'r>(self, r: &'r ValidRecord<'_>) -> &'r str {
-        match self {
-            Column::EventId => r.event.event_id,
-            Column::CorrelationId => r.event.correlation_id,
-            Column::SequenceNumber => r.meta.sequence_number,
-            Column::OrderId => order_id(&r.event.data),
-            Column::EventType => r.event.event_type().as_str(),
-            Column::Source => r.event.source,
-            Column::ShardId => r.meta.shard_id,
-            Column::UserId => user_id(&r.event.data),
-            Column::Country => order_country(&r.event.data),
-            Column::Currency => match &r.event.data {
-                EventData::OrderCreated(d) => d.currency.as_str(),
-                _ => "",
-            },
-            Column::OccurredAt | Column::ArrivedAt => "",
-        }
+    /// The column's text in `r` (string columns), `None` for a null.
+    pub(crate) fn text<'r>(self, r: &'r ValidRecord<'_>) -> Option<&'r str> {
+        use EventData as D;
+        let data = &r.event.data;
+        Some(match (self, data) {
+            (Column::EventId, _) => r.event.event_id,
+            (Column::CorrelationId, _) => r.event.correlation_id,
+            (Column::SequenceNumber, _) => r.meta.sequence_number,
+            (Column::OrderId, _) => order_id(data),
+            (Column::EventType, _) => r.event.event_type().as_str(),
+            (Column::Source, _) => r.event.source,
+            (Column::ShardId, _) => r.meta.shard_id,
+            (Column::UserId, _) => user_id(data),
+            (Column::Country, _) => country(data)?,
+            (Column::Currency, D::OrderCreated(d)) => d.currency.as_str(),
+            (Column::Currency, D::OrderPaymentSucceeded(d)) => d.currency.as_str(),
+            (Column::Currency, D::OrderPaymentFailed(d)) => d.currency.as_str(),
+            (Column::Channel, D::UserSignedUp(d)) => d.channel.as_str(),
+            (Column::LoginMethod, D::UserLoggedIn(d)) => d.method.as_str(),
+            (Column::EmailDomain, D::UserSignedUp(d)) => email_domain(d.email),
+            (Column::PaymentMethod, D::OrderPaymentSucceeded(d)) => d.method.as_str(),
+            (Column::PaymentMethod, D::OrderPaymentFailed(d)) => d.method.as_str(),
+            (Column::FailureReason, D::OrderPaymentFailed(d)) => d.reason.as_str(),
+            (Column::Warehouse, D::OrderFulfilled(d)) => d.warehouse,
+            (Column::Carrier, D::OrderFulfilled(d)) => d.carrier,
+            (Column::CancelReason, D::OrderCancelled(d)) => d.reason.as_str(),
+            _ => return None,
+        })
     }
 
     /// The column's number in `r` (timestamp columns).
@@ -195,15 +229,17 @@ fn user_id<'a>(data: &EventData<'a>) -> &'a str {
     }
 }
 
-fn order_country<'r>(data: &'r EventData<'_>) -> &'r str {
-    match data {
+fn country<'r>(data: &'r EventData<'_>) -> Option<&'r str> {
+    Some(match data {
+        EventData::UserSignedUp(d) => d.country.as_str(),
+        EventData::UserLoggedIn(d) => d.country.as_str(),
+        EventData::UserProfileUpdated(_) => return None,
         EventData::OrderCreated(d) => d.country.as_str(),
         EventData::OrderPaymentSucceeded(d) => d.country.as_str(),
         EventData::OrderPaymentFailed(d) => d.country.as_str(),
         EventData::OrderFulfilled(d) => d.country.as_str(),
         EventData::OrderCancelled(d) => d.country.as_str(),
-        _ => "",
-    }
+    })
 }
 
 /// How a column's values are laid out in its page.
@@ -243,6 +279,8 @@ pub(crate) struct Plan {
     page_limit: usize,
     /// The dictionary page's size at which `parquet` gives up the dictionary.
     dictionary_limit: usize,
+    /// Whether the column is optional (one definition level).
+    nullable: bool,
     /// The longest value that statistics and the column index keep whole.
     longest: usize,
 }
@@ -278,7 +316,10 @@ impl Plan {
             }
             _ => return None,
         };
-        let simple = descr.max_def_level() == 0
+        // nulls only in dictionary columns (their levels are written with
+        // the indices; the unique columns have none)
+        let nullable = descr.max_def_level() == 1 && layout == Layout::Dictionary;
+        let simple = (descr.max_def_level() == 0 || nullable)
             && descr.max_rep_level() == 0
             && props.statistics_enabled(path) == EnabledStatistics::Page
             && !props.write_page_header_statistics(path)
@@ -303,6 +344,7 @@ impl Plan {
             row_limit: props.data_page_row_count_limit(),
             page_limit,
             dictionary_limit,
+            nullable,
             longest,
             descr,
         })
@@ -350,6 +392,10 @@ pub(crate) struct Page<'a> {
     data: Vec<u8>,
     lengths: Option<DeltaLengths>,
     dictionary: Option<Dictionary<'a>>,
+    /// The definition levels of an optional column (1 a value, 0 a null),
+    /// and the nulls.
+    levels: Option<Rle>,
+    nulls: usize,
     min: &'a [u8],
     max: &'a [u8],
     /// The first eight bytes of `min` and `max` (see [`prefix`]).
@@ -377,6 +423,11 @@ impl<'a> Page<'a> {
             data: Vec::with_capacity(rows.saturating_mul(per_row).min(plan.page_limit)),
             lengths: (plan.layout == Layout::DeltaLengthBytes).then(|| DeltaLengths::new(rows)),
             dictionary: (plan.layout == Layout::Dictionary).then(|| Dictionary::new(rows)),
+            // (four bytes for the levels' length, as a v1 page holds them)
+            levels: plan
+                .nullable
+                .then(|| Rle::new(1, Vec::with_capacity(rows / 8 + 16))),
+            nulls: 0,
             min: &[],
             max: &[],
             min_prefix: 0,
@@ -404,6 +455,9 @@ impl<'a> Page<'a> {
         if let Some(dictionary) = &mut self.dictionary {
             // min, max and the longest are the dictionary's, at the end
             dictionary.push(v);
+            if let Some(levels) = &mut self.levels {
+                levels.put(1);
+            }
             self.rows += 1;
             self.unencoded += v.len();
             return;
@@ -428,13 +482,31 @@ impl<'a> Page<'a> {
         self.data.extend_from_slice(v);
     }
 
+    /// Adds a null (optional columns only; `finish` leaves a required
+    /// column with a null to `parquet`, which reports it).
+    #[inline]
+    pub(crate) fn push_null(&mut self) {
+        self.rows += 1;
+        self.nulls += 1;
+        if let Some(levels) = &mut self.levels {
+            levels.put(0);
+        }
+    }
+
     /// The chunk, or `None` when it does not fit one page (rows or bytes
     /// over the limits) or a value is longer than statistics keep whole:
     /// `parquet` then writes it.
     pub(crate) fn finish(self) -> Option<Chunk> {
         let plan = &self.plan;
         let n = self.rows;
-        if n == 0 || n >= plan.row_limit || self.longest > plan.longest {
+        // (nothing but nulls, or a null in a required column: `parquet`'s)
+        let nulls = self.nulls;
+        if n == 0
+            || n >= plan.row_limit
+            || self.longest > plan.longest
+            || nulls == n
+            || (nulls > 0 && self.levels.is_none())
+        {
             return None;
         }
         let byte_stats = |min: &[u8], max: &[u8]| {
@@ -443,7 +515,7 @@ impl<'a> Page<'a> {
                     Some(min.to_vec().into()),
                     Some(max.to_vec().into()),
                     None,
-                    Some(0),
+                    Some(nulls as u64),
                     false,
                 )
                 .with_max_is_exact(true)
@@ -483,7 +555,20 @@ impl<'a> Page<'a> {
                 {
                     return None;
                 }
-                let data = dictionary.indices_page(plan.page_limit)?;
+                let indices = dictionary.indices_page(plan.page_limit)?;
+                let data = match self.levels {
+                    // a v1 page: the levels' length, the levels, the values
+                    Some(levels) => {
+                        let levels = levels.finish();
+                        let len = u32::try_from(levels.len()).ok()?;
+                        let mut data = Vec::with_capacity(4 + levels.len() + indices.len());
+                        data.extend_from_slice(&len.to_le_bytes());
+                        data.extend_from_slice(&levels);
+                        data.extend_from_slice(&indices);
+                        data
+                    }
+                    None => indices,
+                };
                 let stats = byte_stats(min, max);
                 let unencoded = Some(self.unencoded as i64);
                 let (min, max) = (min.to_vec(), max.to_vec());
@@ -506,8 +591,12 @@ impl<'a> Page<'a> {
             .map_or(0, |(header, page)| header.len() + page.len());
         let total = dictionary_size + size;
         let mut column_index = ColumnIndexBuilder::new(plan.descr.physical_type());
-        column_index.append(false, min, max, 0);
-        column_index.append_histograms(&None, &None);
+        // (the levels' histogram: nulls, values)
+        let histogram = plan
+            .nullable
+            .then(|| LevelHistogram::from(vec![nulls as i64, (n - nulls) as i64]));
+        column_index.append(false, min, max, nulls as i64);
+        column_index.append_histograms(&None, &histogram);
         column_index.set_boundary_order(BoundaryOrder::ASCENDING);
         let column_index = column_index.build().ok()?;
         let mut offset_index = OffsetIndexBuilder::new();
@@ -548,7 +637,7 @@ impl<'a> Page<'a> {
             .set_statistics(stats)
             .set_unencoded_byte_array_data_bytes(unencoded)
             .set_repetition_level_histogram(None)
-            .set_definition_level_histogram(None)
+            .set_definition_level_histogram(histogram)
             .build()
             .ok()?;
         let close = ColumnCloseResult {
@@ -693,6 +782,7 @@ fn bit_width(v: u64) -> u8 {
 /// are taken in groups of eight; a value repeated eight times or more
 /// becomes a run (its count, then the value in whole bytes), anything else
 /// is bit-packed, up to 63 groups under one indicator byte.
+#[derive(Debug)]
 struct Rle {
     width: u8,
     out: Vec<u8>,
@@ -1040,12 +1130,13 @@ mod tests {
         for ((table, _, _), idx) in group_rows(&valid) {
             // every column through Arrow and parquet's writers
             let columns = build_columns(&valid, table, &idx, &[]).expect("columns");
+            let arrow = build_columns(&valid, table, &idx, &[]).expect("columns");
             let n = rows(table, &valid, &idx).count();
             let (_file, tasks) = start_file(columns, n, table, &encoder).expect("file");
             let setup = encoder.setup(table).expect("setup");
             let want = match table {
-                Table::UserEvents => 9,
-                Table::OrderEvents => 11,
+                Table::UserEvents => 13,
+                Table::OrderEvents => 17,
                 Table::OrderItems => 12,
             };
             assert_eq!(setup.direct.iter().flatten().count(), want);
@@ -1054,7 +1145,7 @@ mod tests {
                 .expect("direct columns")
                 .into_iter()
                 .map(|built| match built {
-                    Built::Direct(chunk) => Some(chunk.expect("one page")),
+                    Built::Direct(chunk) => Some(chunk),
                     Built::Arrow(_) => None,
                 })
                 .collect();
@@ -1063,12 +1154,20 @@ mod tests {
                     panic!("column {c} not through Arrow");
                 };
                 let descr = setup.schema.column(c);
-                let Some((ours, close)) = direct[c].take().map(|chunk| *chunk) else {
+                let Some(ours) = direct[c].take() else {
                     assert!(
                         Column::of(table, descr.name()).is_none(),
                         "{}",
                         descr.name()
                     );
+                    continue;
+                };
+                // only a column of nulls is left to `parquet` here
+                let Some((ours, close)) = ours.map(|chunk| *chunk) else {
+                    let Built::Arrow(array) = &arrow[c] else {
+                        panic!("{} built directly", descr.name());
+                    };
+                    assert_eq!(array.null_count(), array.len(), "{}", descr.name());
                     continue;
                 };
                 let (pages, _) = zstd.expect("recorded");
@@ -1093,9 +1192,9 @@ mod tests {
 
     #[test]
     fn chunks_are_what_parquet_writes() {
-        // 9 columns in user_events, 11 in order_events, 12 in order_items
-        assert_eq!(compare(3000, 7), 32);
-        // a single row
+        // 13 columns in user_events, 17 in order_events, 12 in order_items
+        assert_eq!(compare(3000, 7), 42);
+        // a single row (its null columns are left to `parquet`)
         assert!(compare(1, 2) >= 9);
     }
 
