@@ -1082,12 +1082,40 @@ fn number_len(b: &[u8]) -> Option<usize> {
 /// `approximateArrivalTimestamp` (epoch seconds, usually with a fraction)
 /// to epoch milliseconds.
 fn epoch_ms(number: &str) -> Option<i64> {
+    if let Some(ms) = milliseconds_exactly(number.as_bytes()) {
+        return Some(ms);
+    }
     if let Ok(seconds) = number.parse::<i64>() {
         return Some(seconds.saturating_mul(1000));
     }
     let seconds = number.parse::<f64>().ok().filter(|f| f.is_finite())?;
     // `as` saturates: absurd times stay representable and fail later rules
     Some((seconds * 1000.0).round() as i64)
+}
+
+/// `seconds.fff` (1 to 12 digits, a point, 1 to 3 digits), as Kinesis
+/// writes arrival times, in whole milliseconds without a float: the same
+/// result as [`epoch_ms`]'s float path, which is exact for these (the
+/// parsed value is within 2^-52 of the decimal, far less than the half
+/// millisecond that rounding forgives). Anything else is `None`, for the
+/// general path. A float parse was a fifth of reading a record's envelope.
+fn milliseconds_exactly(b: &[u8]) -> Option<i64> {
+    let point = b.iter().position(|&c| c == b'.')?;
+    let (whole, fraction) = (&b[..point], &b[point + 1..]);
+    if !(1..=12).contains(&whole.len()) || !(1..=3).contains(&fraction.len()) {
+        return None;
+    }
+    let mut ms: i64 = 0;
+    for &c in whole.iter().chain(fraction) {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        ms = ms * 10 + i64::from(c - b'0');
+    }
+    for _ in fraction.len()..3 {
+        ms *= 10;
+    }
+    Some(ms)
 }
 
 /// Rewrites a JSON string body's escapes in place; returns the new length.
@@ -1159,6 +1187,62 @@ fn hex4(digits: Option<&[u8]>) -> Result<u32, &'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn arrival_times_in_milliseconds_are_those_of_the_float_path() {
+        let float = |n: &str| {
+            let seconds: f64 = n.parse().expect("a number");
+            (seconds * 1000.0).round() as i64
+        };
+        let mut seed = 0x853c_49e6_748f_ea9b_u64;
+        let mut cases: Vec<String> = [
+            "0.0",
+            "0.001",
+            "0.5",
+            "1.999",
+            "999999999999.999",
+            "1733577600.1",
+            "1733577600.12",
+            "1733577600.123",
+            "1545084650.987",
+            "4102444800.000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..20_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let whole = (seed >> 20) % 1_000_000_000_000;
+            let digits = 1 + (seed % 3) as usize;
+            let fraction = (seed >> 8) % 10u64.pow(digits as u32);
+            cases.push(format!("{whole}.{fraction:0digits$}"));
+        }
+        for n in &cases {
+            assert_eq!(
+                super::milliseconds_exactly(n.as_bytes()),
+                Some(float(n)),
+                "{n}"
+            );
+            assert_eq!(super::epoch_ms(n), Some(float(n)), "{n}");
+        }
+        // left to the general path: more digits, exponents, signs, integers
+        for n in [
+            "1.2345",
+            "1e9",
+            "-1.5",
+            "1733577600",
+            "1234567890123.5",
+            ".5",
+            "1.",
+        ] {
+            assert_eq!(super::milliseconds_exactly(n.as_bytes()), None, "{n}");
+        }
+        assert_eq!(
+            super::epoch_ms("1.7335776001235e9"),
+            Some(1_733_577_600_124)
+        );
+        assert_eq!(super::epoch_ms("1733577600"), Some(1_733_577_600_000));
+    }
+
     use super::*;
 
     fn read(text: &str) -> Result<(Vec<RecordMeta<'static>>, bool), InvocationError> {
