@@ -1250,10 +1250,21 @@ mod tests {
         values: &[String],
         props: &WriterProperties,
     ) -> Vec<parquet::column::page::Page> {
+        let values: Vec<Option<&str>> = values.iter().map(|v| Some(v.as_str())).collect();
+        optional_pages_parquet_writes("v", &values, props)
+    }
+
+    /// The pages `ArrowWriter` writes for a string column `name` of
+    /// `values`, optional when one is `None`.
+    fn optional_pages_parquet_writes(
+        name: &str,
+        values: &[Option<&str>],
+        props: &WriterProperties,
+    ) -> Vec<parquet::column::page::Page> {
         use arrow_array::{ArrayRef, RecordBatch, StringArray};
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        let array: ArrayRef = Arc::new(StringArray::from_iter_values(values));
-        let batch = RecordBatch::try_from_iter([("v", array)]).expect("batch");
+        let array: ArrayRef = Arc::new(StringArray::from(values.to_vec()));
+        let batch = RecordBatch::try_from_iter([(name, array)]).expect("batch");
         let mut file = Vec::new();
         let mut writer =
             parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), Some(props.clone()))
@@ -1326,6 +1337,76 @@ mod tests {
                 "{} values, {} distinct",
                 values.len(),
                 ours.len()
+            );
+        }
+    }
+
+    #[test]
+    fn optional_columns_levels_are_what_parquet_writes() {
+        use parquet::column::page::Page;
+        // `channel` of user_events: optional, dictionary-encoded
+        let encoder = Encoder::new(Codec::Zstd(1));
+        let setup = encoder.setup(Table::UserEvents).expect("setup");
+        let c = setup
+            .schema
+            .columns()
+            .iter()
+            .position(|d| d.name() == "channel");
+        let plan = c
+            .and_then(|c| setup.direct[c].clone())
+            .expect("channel's plan");
+        let props = crate::lake::properties_with(Compression::UNCOMPRESSED);
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut random = |below: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % below
+        };
+        let words = ["web", "ios", "android", "partner"];
+        // (null runs, value runs): lone nulls, runs of 7/8/9 nulls around the
+        // level groups, long stretches either way, nulls first and last
+        let shapes: [(u64, u64); 5] = [(1, 1), (2, 12), (10, 3), (40, 40), (1, 600)];
+        for (nulls_up_to, values_up_to) in shapes {
+            let mut values: Vec<Option<&str>> = Vec::new();
+            while values.len() < 3000 {
+                values.extend(std::iter::repeat_n(None, 1 + random(nulls_up_to) as usize));
+                for _ in 0..1 + random(values_up_to) {
+                    values.push(Some(words[random(4) as usize]));
+                }
+            }
+            let mut page = super::Page::new(&plan, values.len());
+            for v in &values {
+                match v {
+                    Some(v) => page.push_text(v),
+                    None => page.push_null(),
+                }
+            }
+            let (ours, close) = *page.finish().expect("one page");
+            let theirs = optional_pages_parquet_writes("channel", &values, &props);
+            let [
+                Page::DictionaryPage {
+                    buf: dictionary, ..
+                },
+                Page::DataPage { buf: data, .. },
+            ] = &theirs[..]
+            else {
+                panic!("not one dictionary and one data page");
+            };
+            // our blobs: data page header and data, dictionary header and page
+            assert_eq!(
+                &ours[1][..],
+                &data[..],
+                "levels and indices, shape {nulls_up_to}/{values_up_to}"
+            );
+            assert_eq!(&ours[3][..], &dictionary[..]);
+            let nulls = values.iter().filter(|v| v.is_none()).count();
+            let stats = close.metadata.statistics().expect("statistics");
+            assert_eq!(stats.null_count_opt(), Some(nulls as u64));
+            assert_eq!(
+                close
+                    .metadata
+                    .definition_level_histogram()
+                    .map(|h| h.values().to_vec()),
+                Some(vec![nulls as i64, (values.len() - nulls) as i64])
             );
         }
     }
