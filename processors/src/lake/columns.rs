@@ -59,7 +59,7 @@ impl<'a, B: ArrayBuilder> Slot<'a, B> {
     fn finish(self) -> Built {
         match self {
             Slot::Arrow(b) => Built::Arrow(finish(b)),
-            Slot::Direct(page) => Built::Direct(page.finish()),
+            Slot::Direct(page) => page.finish().map_or(Built::Left, Built::Direct),
         }
     }
 }
@@ -151,9 +151,11 @@ impl<'a> Common<'a> {
 pub(crate) enum Built {
     /// An Arrow array, for `parquet`'s writers.
     Arrow(ArrayRef),
-    /// A chunk written by [`direct`], or `None` when it is one to leave to
-    /// `parquet` (then built again, as Arrow).
-    Direct(Option<direct::Chunk>),
+    /// A chunk written by [`direct`].
+    Direct(direct::Chunk),
+    /// A chunk [`direct`] left to `parquet`: the column is to be built
+    /// again, through Arrow.
+    Left,
 }
 
 /// A table's columns in schema order.
@@ -166,7 +168,7 @@ pub(crate) fn rows(columns: &Columns) -> usize {
         .iter()
         .find_map(|c| match c {
             Built::Arrow(array) => Some(array.len()),
-            Built::Direct(_) => None,
+            Built::Direct(_) | Built::Left => None,
         })
         .unwrap_or(0)
 }
@@ -186,7 +188,7 @@ pub(crate) fn batch(
         .enumerate()
         .map(|(c, column)| match column {
             Built::Arrow(array) => Ok(array),
-            Built::Direct(_) => Err(ArrowError::InvalidArgumentError(format!(
+            Built::Direct(_) | Built::Left => Err(ArrowError::InvalidArgumentError(format!(
                 "column {c} of {} was written directly",
                 table.name()
             ))),

@@ -12,8 +12,9 @@
 //!
 //! The dictionary string columns (`event_type`, `source`, `shard_id`,
 //! `user_id`, `country`, `currency`, and the optional codes and names of
-//! each table, their nulls as definition levels) are written the same way: through Arrow, `parquet` hashed every row's value
-//! to find its dictionary index (a tenth of an invocation's instructions);
+//! each table, their nulls as definition levels) are written the same way.
+//! Through Arrow, `parquet` hashed every row's value to find its dictionary
+//! index (a tenth of an invocation's instructions);
 //! here a row that repeats the last row's value (most of them: a file is one
 //! shard's, line items share their order's user and currency) takes its
 //! index without a hash, and min and max are the dictionary's, found once.
@@ -22,13 +23,11 @@
 //! index and offset index are those `parquet` writes for the same values
 //! (tested byte for byte against `ArrowWriter`); a chunk that does not fit
 //! (or whose dictionary would pass its limit) is left to `parquet`
-//! ([`Page::finish`] returns `None`).
+//! ([`Page::finish`] returns `None`, and the column is built again through
+//! Arrow).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
-use arrow_array::{ArrayRef, TimestampMillisecondArray};
 use bytes::Bytes;
 use parquet::basic::{BoundaryOrder, Compression, Encoding, EncodingMask, PageType, Type};
 use parquet::column::writer::ColumnCloseResult;
@@ -38,11 +37,7 @@ use parquet::file::metadata::{
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::schema::types::ColumnDescPtr;
-use pipeline_schemas::EventData;
 use pipeline_schemas::lake::Table;
-use pipeline_schemas::rules::email_domain;
-
-use crate::batch::ValidRecord;
 
 /// A column this module can encode, and where its value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,33 +112,12 @@ impl Column {
         })
     }
 
-    /// About what a row of the column weighs in Arrow: a task's cost.
-    pub(crate) fn bytes_per_row(self) -> usize {
+    /// About what a row of the column weighs in its page, to size it.
+    fn bytes_per_row(self) -> usize {
         match self {
             Column::OccurredAt | Column::ArrivedAt => 8,
             Column::SequenceNumber => 60,
-            Column::EventId | Column::CorrelationId | Column::OrderId => 40,
-            _ => 8,
-        }
-    }
-
-    /// The column's values for `rows` as an Arrow array of the lake's type,
-    /// for a chunk that [`encode`] leaves to `parquet`.
-    pub(crate) fn array<'r, 'a: 'r>(
-        self,
-        rows: impl Iterator<Item = &'r ValidRecord<'a>>,
-    ) -> ArrayRef {
-        // (rows of order_items have no upper size hint, which
-        // `from_iter_values` needs)
-        if self.is_int64() {
-            let values: Vec<i64> = rows.map(|r| self.number(r)).collect();
-            Arc::new(TimestampMillisecondArray::from(values).with_timezone("UTC"))
-        } else {
-            let mut builder = StringBuilder::new();
-            for r in rows {
-                builder.append_option(self.text(r));
-            }
-            Arc::new(builder.finish())
+            _ => 40,
         }
     }
 
@@ -164,82 +138,6 @@ impl Column {
                 | Column::ArrivedAt
         )
     }
-
-    /// The column's text in `r` (string columns), `None` for a null.
-    pub(crate) fn text<'r>(self, r: &'r ValidRecord<'_>) -> Option<&'r str> {
-        use EventData as D;
-        let data = &r.event.data;
-        Some(match (self, data) {
-            (Column::EventId, _) => r.event.event_id,
-            (Column::CorrelationId, _) => r.event.correlation_id,
-            (Column::SequenceNumber, _) => r.meta.sequence_number,
-            (Column::OrderId, _) => order_id(data),
-            (Column::EventType, _) => r.event.event_type().as_str(),
-            (Column::Source, _) => r.event.source,
-            (Column::ShardId, _) => r.meta.shard_id,
-            (Column::UserId, _) => user_id(data),
-            (Column::Country, _) => country(data)?,
-            (Column::Currency, D::OrderCreated(d)) => d.currency.as_str(),
-            (Column::Currency, D::OrderPaymentSucceeded(d)) => d.currency.as_str(),
-            (Column::Currency, D::OrderPaymentFailed(d)) => d.currency.as_str(),
-            (Column::Channel, D::UserSignedUp(d)) => d.channel.as_str(),
-            (Column::LoginMethod, D::UserLoggedIn(d)) => d.method.as_str(),
-            (Column::EmailDomain, D::UserSignedUp(d)) => email_domain(d.email),
-            (Column::PaymentMethod, D::OrderPaymentSucceeded(d)) => d.method.as_str(),
-            (Column::PaymentMethod, D::OrderPaymentFailed(d)) => d.method.as_str(),
-            (Column::FailureReason, D::OrderPaymentFailed(d)) => d.reason.as_str(),
-            (Column::Warehouse, D::OrderFulfilled(d)) => d.warehouse,
-            (Column::Carrier, D::OrderFulfilled(d)) => d.carrier,
-            (Column::CancelReason, D::OrderCancelled(d)) => d.reason.as_str(),
-            _ => return None,
-        })
-    }
-
-    /// The column's number in `r` (timestamp columns).
-    pub(crate) fn number(self, r: &ValidRecord<'_>) -> i64 {
-        match self {
-            Column::OccurredAt => r.event.occurred_at_ms,
-            Column::ArrivedAt => r.meta.arrival_ms,
-            _ => 0,
-        }
-    }
-}
-
-fn order_id<'a>(data: &EventData<'a>) -> &'a str {
-    match data {
-        EventData::OrderCreated(d) => d.order_id,
-        EventData::OrderPaymentSucceeded(d) => d.order_id,
-        EventData::OrderPaymentFailed(d) => d.order_id,
-        EventData::OrderFulfilled(d) => d.order_id,
-        EventData::OrderCancelled(d) => d.order_id,
-        _ => "",
-    }
-}
-
-fn user_id<'a>(data: &EventData<'a>) -> &'a str {
-    match data {
-        EventData::UserSignedUp(d) => d.user_id,
-        EventData::UserLoggedIn(d) => d.user_id,
-        EventData::UserProfileUpdated(d) => d.user_id,
-        EventData::OrderCreated(d) => d.user_id,
-        EventData::OrderPaymentSucceeded(d) => d.user_id,
-        EventData::OrderPaymentFailed(d) => d.user_id,
-        EventData::OrderFulfilled(d) => d.user_id,
-        EventData::OrderCancelled(d) => d.user_id,
-    }
-}
-
-fn country<'r>(data: &'r EventData<'_>) -> Option<&'r str> {
-    Some(match data {
-        EventData::UserSignedUp(d) => d.country.as_str(),
-        EventData::UserLoggedIn(d) => d.country.as_str(),
-        EventData::UserProfileUpdated(_) => return None,
-        EventData::OrderCreated(d) => d.country.as_str(),
-        EventData::OrderPaymentSucceeded(d) => d.country.as_str(),
-        EventData::OrderPaymentFailed(d) => d.country.as_str(),
-        EventData::OrderFulfilled(d) => d.country.as_str(),
-        EventData::OrderCancelled(d) => d.country.as_str(),
-    })
 }
 
 /// How a column's values are laid out in its page.
@@ -349,29 +247,6 @@ impl Plan {
             descr,
         })
     }
-
-    /// The column it encodes.
-    pub(crate) fn column(&self) -> Column {
-        self.column
-    }
-}
-
-/// The rows of `table` for the records at `idx`: one per record, or, for
-/// `order_items`, one per line item.
-pub(crate) fn rows<'r, 'a>(
-    table: Table,
-    records: &'r [ValidRecord<'a>],
-    idx: &'r [usize],
-) -> impl Iterator<Item = &'r ValidRecord<'a>> + Clone {
-    idx.iter().flat_map(move |&i| {
-        let r = &records[i];
-        let times = match (table, &r.event.data) {
-            (Table::OrderItems, EventData::OrderCreated(d)) => d.items.len(),
-            (Table::OrderItems, _) => 0,
-            _ => 1,
-        };
-        std::iter::repeat_n(r, times)
-    })
 }
 
 /// A column chunk as its writer would have stored it uncompressed: the
@@ -423,7 +298,7 @@ impl<'a> Page<'a> {
             data: Vec::with_capacity(rows.saturating_mul(per_row).min(plan.page_limit)),
             lengths: (plan.layout == Layout::DeltaLengthBytes).then(|| DeltaLengths::new(rows)),
             dictionary: (plan.layout == Layout::Dictionary).then(|| Dictionary::new(rows)),
-            // (four bytes for the levels' length, as a v1 page holds them)
+            // (a bit a row; `finish` puts their length before them)
             levels: plan
                 .nullable
                 .then(|| Rle::new(1, Vec::with_capacity(rows / 8 + 16))),
@@ -1131,7 +1006,7 @@ mod tests {
             // every column through Arrow and parquet's writers
             let columns = build_columns(&valid, table, &idx, &[]).expect("columns");
             let arrow = build_columns(&valid, table, &idx, &[]).expect("columns");
-            let n = rows(table, &valid, &idx).count();
+            let n = crate::lake::columns::rows(&columns);
             let (_file, tasks) = start_file(columns, n, table, &encoder).expect("file");
             let setup = encoder.setup(table).expect("setup");
             let want = match table {
@@ -1146,7 +1021,7 @@ mod tests {
                 .into_iter()
                 .map(|built| match built {
                     Built::Direct(chunk) => Some(chunk),
-                    Built::Arrow(_) => None,
+                    Built::Arrow(_) | Built::Left => None,
                 })
                 .collect();
             for (c, ((mut writer, work, zstd), _cost)) in tasks.into_iter().enumerate() {
@@ -1154,20 +1029,15 @@ mod tests {
                     panic!("column {c} not through Arrow");
                 };
                 let descr = setup.schema.column(c);
-                let Some(ours) = direct[c].take() else {
-                    assert!(
-                        Column::of(table, descr.name()).is_none(),
-                        "{}",
-                        descr.name()
-                    );
-                    continue;
-                };
-                // only a column of nulls is left to `parquet` here
-                let Some((ours, close)) = ours.map(|chunk| *chunk) else {
-                    let Built::Arrow(array) = &arrow[c] else {
-                        panic!("{} built directly", descr.name());
-                    };
-                    assert_eq!(array.null_count(), array.len(), "{}", descr.name());
+                let Some((ours, close)) = direct[c].take().map(|chunk| *chunk) else {
+                    // a column with a plan left to `parquet` (and built
+                    // through Arrow): here, only a column of nulls
+                    if setup.direct[c].is_some() {
+                        let Built::Arrow(array) = &arrow[c] else {
+                            panic!("{} built directly", descr.name());
+                        };
+                        assert_eq!(array.null_count(), array.len(), "{}", descr.name());
+                    }
                     continue;
                 };
                 let (pages, _) = zstd.expect("recorded");
@@ -1263,7 +1133,7 @@ mod tests {
     ) -> Vec<parquet::column::page::Page> {
         use arrow_array::{ArrayRef, RecordBatch, StringArray};
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        let array: ArrayRef = Arc::new(StringArray::from(values.to_vec()));
+        let array: ArrayRef = std::sync::Arc::new(StringArray::from(values.to_vec()));
         let batch = RecordBatch::try_from_iter([(name, array)]).expect("batch");
         let mut file = Vec::new();
         let mut writer =

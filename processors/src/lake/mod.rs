@@ -261,8 +261,7 @@ fn encode_using(
             }
         }
         Task::Column(g, c, column) => {
-            let ((table, _, _), idx) = &groups[g];
-            let chunk = encode_column(*column, *table, c, records, idx);
+            let chunk = encode_column(*column);
             let mut state = files[g].lock();
             state.chunks[c] = Some(chunk);
             if state.chunks.iter().all(Option::is_some) {
@@ -396,43 +395,21 @@ type ColumnTask = (
 enum ColumnWork {
     /// Its Arrow leaf, through its writer.
     Arrow(ArrowLeafColumn),
-    /// Its chunk as [`direct`] wrote it, or, when it is not one [`direct`]
-    /// writes (`None`), its values again from the records, through its writer.
-    Direct(direct::Plan, Option<direct::Chunk>),
+    /// Its chunk as [`direct`] wrote it.
+    Direct(direct::Chunk),
 }
 
-/// Encodes column `c` of a file of `table` (the records at `idx`).
-fn encode_column(
-    (mut writer, work, zstd): ColumnTask,
-    table: Table,
-    c: usize,
-    records: &[ValidRecord<'_>],
-    idx: &[usize],
-) -> Result<Encoded, String> {
+/// Encodes a file's column.
+fn encode_column((mut writer, work, zstd): ColumnTask) -> Result<Encoded, String> {
     let leaf = match work {
         ColumnWork::Arrow(leaf) => leaf,
-        ColumnWork::Direct(plan, chunk) => {
-            if let Some((pages, close)) = chunk.map(|chunk| *chunk) {
-                return match &zstd {
-                    Some((_, level)) => zstd_chunks::compress(pages, close, *level)
-                        .map(|(bytes, close)| Encoded::Written(bytes, close)),
-                    None => direct::laid_out(&pages, close)
-                        .map(|(bytes, close)| Encoded::Written(bytes, close)),
-                };
+        ColumnWork::Direct(chunk) => {
+            let (pages, close) = *chunk;
+            return match &zstd {
+                Some((_, level)) => zstd_chunks::compress(pages, close, *level),
+                None => direct::laid_out(&pages, close),
             }
-            let rows = direct::rows(table, records, idx);
-            let schema = table.schema();
-            let field = schema
-                .fields()
-                .get(c)
-                .ok_or_else(|| format!("{} has no column {c}", table.name()))?;
-            let array = plan.column().array(rows);
-            let mut leaves =
-                compute_leaves(field, &array).map_err(|e| format!("parquet levels: {e}"))?;
-            match (leaves.pop(), leaves.is_empty()) {
-                (Some(leaf), true) => leaf,
-                _ => return Err(format!("{}.{} is not one leaf", table.name(), field.name())),
-            }
+            .map(|(bytes, close)| Encoded::Written(bytes, close));
         }
     };
     let chunk = writer
@@ -574,7 +551,7 @@ fn start_file(
         .iter()
         .map(|c| match c {
             columns::Built::Arrow(array) => array.get_array_memory_size(),
-            columns::Built::Direct(_) => 0,
+            columns::Built::Direct(_) | columns::Built::Left => 0,
         })
         .sum();
     let buf = Vec::with_capacity(arrow_bytes / 3 + rows * 48 + 4096);
@@ -607,9 +584,9 @@ fn start_file(
         .ok_or_else(|| "a column writer without a page store".to_owned())?;
     let mut work = Vec::with_capacity(writers.len());
     let mut costs = Vec::with_capacity(writers.len());
-    for (c, (field, column)) in schema.fields().iter().zip(columns).enumerate() {
-        match (column, setup.direct.get(c).cloned().flatten()) {
-            (columns::Built::Arrow(column), _) => {
+    for (field, column) in schema.fields().iter().zip(columns) {
+        match column {
+            columns::Built::Arrow(column) => {
                 if column.data_type() != field.data_type() {
                     return Err(format!(
                         "{}.{} built as {}, not {}",
@@ -625,12 +602,18 @@ fn start_file(
                 costs.extend(std::iter::repeat_n(cost, leaves.len()));
                 work.extend(leaves.into_iter().map(ColumnWork::Arrow));
             }
-            (columns::Built::Direct(chunk), Some(plan)) => {
-                costs.push(rows * plan.column().bytes_per_row());
-                work.push(ColumnWork::Direct(plan, chunk));
+            columns::Built::Direct(chunk) => {
+                // (compression is linear in the bytes, as encoding is in an
+                // Arrow column's)
+                costs.push(chunk.0.iter().map(Bytes::len).sum());
+                work.push(ColumnWork::Direct(chunk));
             }
-            (columns::Built::Direct(_), None) => {
-                return Err(format!("{}.{} has no plan", table.name(), field.name()));
+            columns::Built::Left => {
+                return Err(format!(
+                    "{}.{} was left to parquet but not built",
+                    table.name(),
+                    field.name()
+                ));
             }
         }
     }
@@ -719,20 +702,35 @@ fn properties_with(compression: Compression) -> WriterProperties {
 
 /// The columns of `table` for the records at `idx`, in one pass over the
 /// rows: Arrow arrays, and chunks written by [`direct`] where `plans` has a
-/// plan.
+/// plan. A chunk [`direct`] leaves to `parquet` (more than a page, or a
+/// dictionary past its limit: not in an invocation of up to 10,000 records)
+/// is built again through Arrow, in a second pass for every such column,
+/// so that what a column holds is decided in one place, [`columns`].
 fn build_columns<'a>(
     records: &'a [ValidRecord<'a>],
     table: Table,
     idx: &[usize],
     plans: &columns::Plans,
 ) -> Result<columns::Columns, String> {
-    let rows = idx.iter().map(|&i| &records[i]);
-    match table {
-        Table::UserEvents => columns::user_events(rows, plans),
-        Table::OrderEvents => columns::order_events(rows, plans),
-        Table::OrderItems => columns::order_items(rows, plans),
+    let build = |plans: &columns::Plans| {
+        let rows = idx.iter().map(|&i| &records[i]);
+        match table {
+            Table::UserEvents => columns::user_events(rows, plans),
+            Table::OrderEvents => columns::order_events(rows, plans),
+            Table::OrderItems => columns::order_items(rows, plans),
+        }
+        .map_err(|e| format!("building {} batch: {e}", table.name()))
+    };
+    let mut built = build(plans)?;
+    let left = |c: &columns::Built| matches!(c, columns::Built::Left);
+    if built.iter().any(left) {
+        for (column, arrow) in built.iter_mut().zip(build(&[])?) {
+            if left(column) {
+                *column = arrow;
+            }
+        }
     }
-    .map_err(|e| format!("building {} batch: {e}", table.name()))
+    Ok(built)
 }
 
 /// The whole Arrow batch of `table` for the records at `idx`: what the
