@@ -101,9 +101,7 @@ impl Layout {
                 Slot::SequenceNumber => fit.sequence_number = range,
                 Slot::PartitionKey => fit.partition_key = range,
                 Slot::Data => fit.data = range,
-                Slot::Arrival => {
-                    fit.arrival_ms = epoch_ms(std::str::from_utf8(&value[..len]).ok()?)?
-                }
+                Slot::Arrival => fit.arrival_ms = epoch_ms(value.get(..len)?)?,
                 Slot::EventIdTail => {}
             }
             at += len;
