@@ -206,6 +206,78 @@ pub fn format_day(days: i64) -> String {
 /// since the lake stores milliseconds. Offsets other than `Z`, lower-case `t`
 /// or `z`, leap seconds and impossible dates are rejected.
 pub fn parse_rfc3339_utc_ms(s: &str) -> Option<i64> {
+    if let Some(ms) = s
+        .as_bytes()
+        .first_chunk::<24>()
+        .filter(|_| s.len() == 24)
+        .and_then(milliseconds_form)
+    {
+        return Some(ms);
+    }
+    parse_rfc3339_in_full(s)
+}
+
+/// The form producers write, `YYYY-MM-DDTHH:MM:SS.mmmZ`, read as three
+/// words: the separators compared under a mask, the twenty digits checked
+/// together (SWAR), then the fields read off the checked bytes. Every event
+/// has one, and reading it field by field was 300 instructions, 2% of an
+/// archiver invocation. `None` for anything else, which
+/// [`parse_rfc3339_in_full`] then reads (and rejects, or accepts the same).
+fn milliseconds_form(b: &[u8; 24]) -> Option<i64> {
+    // the separators' places in each word, and what they must be
+    const SEPARATORS: [(u64, u64); 3] = [
+        separators(&[(4, b'-'), (7, b'-')]),
+        separators(&[(2, b'T'), (5, b':')]),
+        separators(&[(0, b':'), (3, b'.'), (7, b'Z')]),
+    ];
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // a word's digits as values, one a lane, if it has its separators and
+    // digits everywhere else
+    let digits = |at: usize, (mask, expected): (u64, u64)| {
+        let w = u64::from_le_bytes(*b.get(at..)?.first_chunk::<8>()?);
+        if w & mask != expected {
+            return None;
+        }
+        // the separators as `0`, so that all eight lanes must be digits
+        let w = (w & !mask) | (ZEROS & mask);
+        let high_nibbles = 0xF0F0_F0F0_F0F0_F0F0;
+        let all = w & high_nibbles == ZEROS
+            && (w.wrapping_add(0x0606_0606_0606_0606) & high_nibbles) == ZEROS;
+        all.then(|| w - ZEROS)
+    };
+    let [s0, s1, s2] = SEPARATORS;
+    let (w0, w1, w2) = (digits(0, s0)?, digits(8, s1)?, digits(16, s2)?);
+    let d = |w: u64, lane: u32| ((w >> (lane * 8)) & 0xFF) as i64;
+    let year = d(w0, 0) * 1000 + d(w0, 1) * 100 + d(w0, 2) * 10 + d(w0, 3);
+    let (month, day) = (d(w0, 5) * 10 + d(w0, 6), d(w1, 0) * 10 + d(w1, 1));
+    let (hour, minute) = (d(w1, 3) * 10 + d(w1, 4), d(w1, 6) * 10 + d(w1, 7));
+    let second = d(w2, 1) * 10 + d(w2, 2);
+    let millis = d(w2, 4) * 100 + d(w2, 5) * 10 + d(w2, 6);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+/// For separators `(lane, byte)` of a little-endian word: the mask of
+/// their lanes, and the word with each byte in its lane.
+const fn separators(pairs: &[(u32, u8)]) -> (u64, u64) {
+    let (mut mask, mut bytes) = (0, 0);
+    let mut i = 0;
+    while i < pairs.len() {
+        mask |= 0xFF << (pairs[i].0 * 8);
+        bytes |= (pairs[i].1 as u64) << (pairs[i].0 * 8);
+        i += 1;
+    }
+    (mask, bytes)
+}
+
+/// [`parse_rfc3339_utc_ms`] field by field, for every form it accepts.
+fn parse_rfc3339_in_full(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;
@@ -335,6 +407,74 @@ mod tests {
             assert_eq!(parse_rfc3339_utc_ms(bad), None, "{bad}");
         }
         assert!(parse_rfc3339_utc_ms("2000-02-29T00:00:00Z").is_some());
+    }
+
+    #[test]
+    fn the_usual_form_reads_as_the_full_parser_reads_it() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 11
+        };
+        // every byte of a valid stamp replaced by bytes around the ones it may be
+        let probes = [
+            b'0', b'9', b'/', b':', b'-', b'T', b'Z', b'.', b't', 0x00, 0xb0, 0xff,
+        ];
+        for _ in 0..3_000 {
+            // years 0000 to 9999, and days near month ends
+            let ms =
+                (next() % (253_402_300_800_000 + 62_167_219_200_000)) as i64 - 62_167_219_200_000;
+            let mut stamp = Vec::new();
+            format_rfc3339_ms(ms, &mut stamp);
+            let text = std::str::from_utf8(&stamp).expect("ASCII");
+            assert_eq!(parse_rfc3339_utc_ms(text), Some(ms), "{text}");
+            assert_eq!(parse_rfc3339_in_full(text), Some(ms), "{text}");
+            let form = stamp.first_chunk::<24>().expect("24 bytes");
+            assert_eq!(milliseconds_form(form), Some(ms), "{text}, word-wise");
+            for at in 0..24 {
+                for &p in &probes {
+                    let mut odd = stamp.clone();
+                    odd[at] = p;
+                    let Ok(odd) = std::str::from_utf8(&odd) else {
+                        continue;
+                    };
+                    assert_eq!(
+                        parse_rfc3339_utc_ms(odd),
+                        parse_rfc3339_in_full(odd),
+                        "{odd}"
+                    );
+                }
+            }
+        }
+        for date in [
+            "2024-02-29",
+            "2026-02-29",
+            "1900-02-29",
+            "2000-02-29",
+            "2026-04-31",
+            "2026-12-31",
+            "2026-00-10",
+            "2026-13-10",
+            "2026-01-00",
+            "2026-01-32",
+        ] {
+            let text = format!("{date}T23:59:59.999Z");
+            assert_eq!(
+                parse_rfc3339_utc_ms(&text),
+                parse_rfc3339_in_full(&text),
+                "{text}"
+            );
+        }
+        for time in ["24:00:00", "23:60:00", "23:59:60", "00:00:00", "19:09:09"] {
+            let text = format!("2026-12-07T{time}.000Z");
+            assert_eq!(
+                parse_rfc3339_utc_ms(&text),
+                parse_rfc3339_in_full(&text),
+                "{text}"
+            );
+        }
     }
 
     #[test]
