@@ -429,7 +429,7 @@ pub(crate) fn order_items<'a>(
     let mut order_id = strings(plans, 9, n, 20);
     let mut user_id = strings(plans, 10, n, 16);
     let mut line = Int32Builder::with_capacity(n);
-    let mut sku = StringBuilder::with_capacity(n, n * 10);
+    let mut sku = strings(plans, 12, n, 10);
     let mut quantity = Int32Builder::with_capacity(n);
     let mut price = Int64Builder::with_capacity(n);
     let mut currency = strings(plans, 15, n, 3);
@@ -443,7 +443,7 @@ pub(crate) fn order_items<'a>(
             order_id.push(d.order_id);
             user_id.push(d.user_id);
             line.append_value(i as i32 + 1);
-            sku.append_value(item.sku);
+            sku.push(item.sku);
             quantity.append_value(item.quantity as i32);
             price.append_value(item.unit_price_cents as i64);
             currency.push(d.currency.as_str());
@@ -455,7 +455,7 @@ pub(crate) fn order_items<'a>(
         order_id.finish(),
         user_id.finish(),
         Built::Arrow(finish(line)),
-        Built::Arrow(finish(sku)),
+        sku.finish(),
         Built::Arrow(finish(quantity)),
         Built::Arrow(finish(price)),
         currency.finish(),
