@@ -25,7 +25,7 @@ fn ts(n: usize) -> TimestampMillisecondBuilder {
 struct Common<'a> {
     event_id: Slot<'a, StringBuilder>,
     event_type: Slot<'a, StringBuilder>,
-    schema_version: Int32Builder,
+    schema_version: Slot<'a, Int32Builder>,
     occurred_at: Slot<'a, TimestampMillisecondBuilder>,
     source: Slot<'a, StringBuilder>,
     correlation_id: Slot<'a, StringBuilder>,
@@ -83,6 +83,58 @@ impl<'a> Slot<'a, StringBuilder> {
     }
 }
 
+/// An integer column's values: `i32` or `i64` for Arrow, every one an `i64`
+/// to [`direct`].
+trait Ints: ArrayBuilder {
+    type Value: Copy + Into<i64>;
+    fn append(&mut self, v: Option<Self::Value>);
+}
+
+impl Ints for Int32Builder {
+    type Value = i32;
+    #[inline]
+    fn append(&mut self, v: Option<i32>) {
+        self.append_option(v);
+    }
+}
+
+impl Ints for Int64Builder {
+    type Value = i64;
+    #[inline]
+    fn append(&mut self, v: Option<i64>) {
+        self.append_option(v);
+    }
+}
+
+impl<B: Ints> Slot<'_, B> {
+    #[inline]
+    fn push_int(&mut self, value: B::Value) {
+        match self {
+            Slot::Arrow(b) => b.append(Some(value)),
+            Slot::Direct(page) => page.push_int(value.into()),
+        }
+    }
+
+    #[inline]
+    fn push_int_option(&mut self, value: Option<B::Value>) {
+        match (self, value) {
+            (Slot::Arrow(b), v) => b.append(v),
+            (Slot::Direct(page), Some(v)) => page.push_int(v.into()),
+            (Slot::Direct(page), None) => page.push_null(),
+        }
+    }
+}
+
+/// An `Int32` column of column `c`.
+fn int32s<'a>(plans: &Plans, c: usize, n: usize) -> Slot<'a, Int32Builder> {
+    Slot::new(plans, c, n, || Int32Builder::with_capacity(n))
+}
+
+/// An `Int64` column of column `c`.
+fn int64s<'a>(plans: &Plans, c: usize, n: usize) -> Slot<'a, Int64Builder> {
+    Slot::new(plans, c, n, || Int64Builder::with_capacity(n))
+}
+
 impl Slot<'_, TimestampMillisecondBuilder> {
     #[inline]
     fn push(&mut self, value: i64) {
@@ -108,7 +160,7 @@ impl<'a> Common<'a> {
         Common {
             event_id: strings(plans, 0, n, 36),
             event_type: strings(plans, 1, n, 16),
-            schema_version: Int32Builder::with_capacity(n),
+            schema_version: int32s(plans, 2, n),
             occurred_at: stamps(plans, 3, n),
             source: strings(plans, 4, n, 20),
             correlation_id: strings(plans, 5, n, 36),
@@ -122,7 +174,7 @@ impl<'a> Common<'a> {
         let e = &r.event;
         self.event_id.push(e.event_id);
         self.event_type.push(e.event_type().as_str());
-        self.schema_version.append_value(e.schema_version as i32);
+        self.schema_version.push_int(e.schema_version as i32);
         self.occurred_at.push(e.occurred_at_ms);
         self.source.push(e.source);
         self.correlation_id.push(e.correlation_id);
@@ -135,7 +187,7 @@ impl<'a> Common<'a> {
         vec![
             self.event_id.finish(),
             self.event_type.finish(),
-            Built::Arrow(finish(self.schema_version)),
+            self.schema_version.finish(),
             self.occurred_at.finish(),
             self.source.finish(),
             self.correlation_id.finish(),
@@ -161,14 +213,16 @@ pub(crate) enum Built {
 /// A table's columns in schema order.
 pub(crate) type Columns = Vec<Built>;
 
-/// The rows the columns hold (`schema_version`, never written directly, has
-/// one value a row).
+/// The rows the columns hold: those of any column but one left to be built
+/// again (every column holds every row; some tables have no Arrow column
+/// left at all).
 pub(crate) fn rows(columns: &Columns) -> usize {
     columns
         .iter()
         .find_map(|c| match c {
             Built::Arrow(array) => Some(array.len()),
-            Built::Direct(_) | Built::Left => None,
+            Built::Direct(chunk) => usize::try_from(chunk.1.rows_written).ok(),
+            Built::Left => None,
         })
         .unwrap_or(0)
 }
@@ -362,14 +416,14 @@ pub(crate) fn order_events<'a>(
     let mut user_id = strings(plans, 10, n, 16);
     let mut country = strings(plans, 11, n, 2);
     let mut currency = strings(plans, 12, n, 3);
-    let mut amount = Int64Builder::with_capacity(n);
-    let mut item_count = Int32Builder::with_capacity(n);
+    let mut amount = int64s(plans, 13, n);
+    let mut item_count = int32s(plans, 14, n);
     let mut payment_id = StringBuilder::with_capacity(n, n * 8);
     let mut method = strings(plans, 16, n, 4);
     let mut failure = strings(plans, 17, n, 4);
     let mut warehouse = strings(plans, 18, n, 2);
     let mut carrier = strings(plans, 19, n, 2);
-    let mut shipped = Int32Builder::with_capacity(n);
+    let mut shipped = int32s(plans, 20, n);
     let mut cancel = strings(plans, 21, n, 2);
     for r in rows {
         let Some(row) = order_row(&r.event.data) else {
@@ -383,14 +437,14 @@ pub(crate) fn order_events<'a>(
         user_id.push(row.user_id);
         country.push(row.country);
         currency.push_option(row.currency);
-        amount.append_option(row.amount_cents);
-        item_count.append_option(row.item_count);
+        amount.push_int_option(row.amount_cents);
+        item_count.push_int_option(row.item_count);
         payment_id.append_option(row.payment_id);
         method.push_option(row.payment_method);
         failure.push_option(row.failure_reason);
         warehouse.push_option(row.warehouse);
         carrier.push_option(row.carrier);
-        shipped.append_option(row.shipped_items);
+        shipped.push_int_option(row.shipped_items);
         cancel.push_option(row.cancel_reason);
     }
     let mut cols = common.finish();
@@ -399,14 +453,14 @@ pub(crate) fn order_events<'a>(
         user_id.finish(),
         country.finish(),
         currency.finish(),
-        Built::Arrow(finish(amount)),
-        Built::Arrow(finish(item_count)),
+        amount.finish(),
+        item_count.finish(),
         Built::Arrow(finish(payment_id)),
         method.finish(),
         failure.finish(),
         warehouse.finish(),
         carrier.finish(),
-        Built::Arrow(finish(shipped)),
+        shipped.finish(),
         cancel.finish(),
     ];
     cols.extend(rest);
@@ -428,10 +482,10 @@ pub(crate) fn order_items<'a>(
     let mut common = Common::new(n, plans);
     let mut order_id = strings(plans, 9, n, 20);
     let mut user_id = strings(plans, 10, n, 16);
-    let mut line = Int32Builder::with_capacity(n);
+    let mut line = int32s(plans, 11, n);
     let mut sku = strings(plans, 12, n, 10);
-    let mut quantity = Int32Builder::with_capacity(n);
-    let mut price = Int64Builder::with_capacity(n);
+    let mut quantity = int32s(plans, 13, n);
+    let mut price = int64s(plans, 14, n);
     let mut currency = strings(plans, 15, n, 3);
     let mut country = strings(plans, 16, n, 2);
     for r in rows {
@@ -442,10 +496,10 @@ pub(crate) fn order_items<'a>(
             common.push(r);
             order_id.push(d.order_id);
             user_id.push(d.user_id);
-            line.append_value(i as i32 + 1);
+            line.push_int(i as i32 + 1);
             sku.push(item.sku);
-            quantity.append_value(item.quantity as i32);
-            price.append_value(item.unit_price_cents as i64);
+            quantity.push_int(item.quantity as i32);
+            price.push_int(item.unit_price_cents as i64);
             currency.push(d.currency.as_str());
             country.push(d.country.as_str());
         }
@@ -454,10 +508,10 @@ pub(crate) fn order_items<'a>(
     let rest: [Built; 8] = [
         order_id.finish(),
         user_id.finish(),
-        Built::Arrow(finish(line)),
+        line.finish(),
         sku.finish(),
-        Built::Arrow(finish(quantity)),
-        Built::Arrow(finish(price)),
+        quantity.finish(),
+        price.finish(),
         currency.finish(),
         country.finish(),
     ];

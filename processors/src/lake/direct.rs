@@ -84,6 +84,21 @@ pub(crate) enum Column {
     CancelReason,
     /// `sku` (`order_items`).
     Sku,
+    /// `schema_version` (every table; integers from here on, dictionary
+    /// encoded, as `parquet` does for them).
+    SchemaVersion,
+    /// `line_number` (`order_items`).
+    LineNumber,
+    /// `quantity`.
+    Quantity,
+    /// `unit_price_cents`.
+    UnitPriceCents,
+    /// `amount_cents` (`order_events`, nullable, as are the rest).
+    AmountCents,
+    /// `item_count`.
+    ItemCount,
+    /// `shipped_items`.
+    ShippedItems,
 }
 
 impl Column {
@@ -111,6 +126,13 @@ impl Column {
             "carrier" if table == Table::OrderEvents => Column::Carrier,
             "cancel_reason" if table == Table::OrderEvents => Column::CancelReason,
             "sku" if table == Table::OrderItems => Column::Sku,
+            "schema_version" => Column::SchemaVersion,
+            "line_number" if table == Table::OrderItems => Column::LineNumber,
+            "quantity" if table == Table::OrderItems => Column::Quantity,
+            "unit_price_cents" if table == Table::OrderItems => Column::UnitPriceCents,
+            "amount_cents" if table == Table::OrderEvents => Column::AmountCents,
+            "item_count" if table == Table::OrderEvents => Column::ItemCount,
+            "shipped_items" if table == Table::OrderEvents => Column::ShippedItems,
             _ => return None,
         })
     }
@@ -156,6 +178,9 @@ enum Layout {
     /// distinct values in the order they first came, and the rows' indices
     /// into it, run-length or bit-packed.
     Dictionary,
+    /// `RLE_DICTIONARY` INT32 or INT64: the same, the dictionary page
+    /// holding 4 or 8 bytes a value.
+    NumberDictionary,
 }
 
 impl Layout {
@@ -163,7 +188,7 @@ impl Layout {
         match self {
             Layout::PlainBytes | Layout::PlainInt64 => Encoding::PLAIN,
             Layout::DeltaLengthBytes => Encoding::DELTA_LENGTH_BYTE_ARRAY,
-            Layout::Dictionary => Encoding::RLE_DICTIONARY,
+            Layout::Dictionary | Layout::NumberDictionary => Encoding::RLE_DICTIONARY,
         }
     }
 }
@@ -211,6 +236,9 @@ impl Plan {
             // (the fallback encoding never applies: a chunk whose dictionary
             // would outgrow its limit is left to `parquet`)
             (false, Type::BYTE_ARRAY, true, _) if column.is_dictionary() => Layout::Dictionary,
+            (false, Type::INT32 | Type::INT64, true, _) if column.is_dictionary() => {
+                Layout::NumberDictionary
+            }
             (false, Type::BYTE_ARRAY, false, None | Some(Encoding::PLAIN)) => Layout::PlainBytes,
             (false, Type::BYTE_ARRAY, false, Some(Encoding::DELTA_LENGTH_BYTE_ARRAY)) => {
                 Layout::DeltaLengthBytes
@@ -219,7 +247,8 @@ impl Plan {
         };
         // nulls only in dictionary columns (their levels are written with
         // the indices; the unique columns have none)
-        let nullable = descr.max_def_level() == 1 && layout == Layout::Dictionary;
+        let nullable = descr.max_def_level() == 1
+            && matches!(layout, Layout::Dictionary | Layout::NumberDictionary);
         let simple = (descr.max_def_level() == 0 || nullable)
             && descr.max_rep_level() == 0
             && props.statistics_enabled(path) == EnabledStatistics::Page
@@ -270,6 +299,7 @@ pub(crate) struct Page<'a> {
     data: Vec<u8>,
     lengths: Option<DeltaLengths>,
     dictionary: Option<Dictionary<'a>>,
+    numbers: Option<Numbers>,
     /// The definition levels of an optional column (1 a value, 0 a null),
     /// and the nulls.
     levels: Option<Rle>,
@@ -293,7 +323,7 @@ impl<'a> Page<'a> {
             Layout::PlainInt64 => 8,
             Layout::PlainBytes => plan.column.bytes_per_row() + 4,
             Layout::DeltaLengthBytes => plan.column.bytes_per_row(),
-            Layout::Dictionary => 0,
+            Layout::Dictionary | Layout::NumberDictionary => 0,
         };
         Page {
             plan: plan.clone(),
@@ -301,6 +331,7 @@ impl<'a> Page<'a> {
             data: Vec::with_capacity(rows.saturating_mul(per_row).min(plan.page_limit)),
             lengths: (plan.layout == Layout::DeltaLengthBytes).then(|| DeltaLengths::new(rows)),
             dictionary: (plan.layout == Layout::Dictionary).then(|| Dictionary::new(rows)),
+            numbers: (plan.layout == Layout::NumberDictionary).then(|| Numbers::new(rows)),
             // (a bit a row; `finish` puts their length before them)
             levels: plan
                 .nullable
@@ -315,6 +346,18 @@ impl<'a> Page<'a> {
             unencoded: 0,
             longest: 0,
         }
+    }
+
+    /// Adds a value of an integer dictionary column.
+    #[inline(always)]
+    pub(crate) fn push_int(&mut self, v: i64) {
+        if let Some(numbers) = &mut self.numbers {
+            numbers.push(v);
+        }
+        if let Some(levels) = &mut self.levels {
+            levels.put(1);
+        }
+        self.rows += 1;
     }
 
     /// Adds a value of a timestamp column.
@@ -403,12 +446,8 @@ impl<'a> Page<'a> {
         let mut dictionary_page = None;
         let (data, stats, min, max, unencoded) = match plan.layout {
             Layout::PlainInt64 => {
-                let stats = Statistics::Int64(
-                    ValueStatistics::new(Some(self.low), Some(self.high), None, Some(0), false)
-                        .with_backwards_compatible_min_max(true),
-                );
-                let (min, max) = (self.low.to_le_bytes(), self.high.to_le_bytes());
-                (self.data, stats, min.to_vec(), max.to_vec(), None)
+                let (stats, min, max) = signed_stats(self.low, self.high, 0, false)?;
+                (self.data, stats, min, max, None)
             }
             Layout::PlainBytes | Layout::DeltaLengthBytes => {
                 let stats = byte_stats(self.min, self.max);
@@ -433,26 +472,29 @@ impl<'a> Page<'a> {
                 {
                     return None;
                 }
-                let indices = dictionary.indices_page(plan.page_limit)?;
-                let data = match self.levels {
-                    // a v1 page: the levels' length, the levels, the values
-                    Some(levels) => {
-                        let levels = levels.finish();
-                        let len = u32::try_from(levels.len()).ok()?;
-                        let mut data = Vec::with_capacity(4 + levels.len() + indices.len());
-                        data.extend_from_slice(&len.to_le_bytes());
-                        data.extend_from_slice(&levels);
-                        data.extend_from_slice(&indices);
-                        data
-                    }
-                    None => indices,
-                };
+                let indices = indices_page(dictionary.len(), &dictionary.indices, plan.page_limit)?;
+                let data = with_levels(self.levels, indices)?;
                 let stats = byte_stats(min, max);
                 let unencoded = Some(self.unencoded as i64);
                 let (min, max) = (min.to_vec(), max.to_vec());
                 let header = dictionary_page_header(dictionary.page.len(), dictionary.len())?;
                 dictionary_page = Some((header, dictionary.page));
                 (data, stats, min, max, unencoded)
+            }
+            Layout::NumberDictionary => {
+                let numbers = self.numbers?;
+                let (low, high) = numbers.min_max()?;
+                let int32 = plan.descr.physical_type() == Type::INT32;
+                let page = numbers.page(int32)?;
+                if page.len() >= plan.dictionary_limit {
+                    return None;
+                }
+                let indices = indices_page(numbers.len(), &numbers.indices, plan.page_limit)?;
+                let data = with_levels(self.levels, indices)?;
+                let (stats, min, max) = signed_stats(low, high, nulls, int32)?;
+                let header = dictionary_page_header(page.len(), numbers.len())?;
+                dictionary_page = Some((header, page));
+                (data, stats, min, max, None)
             }
         };
         if data.len() >= plan.page_limit {
@@ -631,23 +673,128 @@ impl<'a> Dictionary<'a> {
         let max = self.values.iter().copied().max()?;
         Some((min, max))
     }
+}
 
-    /// The data page: the indices' bit width, then the indices as
-    /// [`Rle`] encodes them; `None` when `parquet` would have started a
-    /// second page (its estimate of the page reached `limit`).
-    fn indices_page(&self, limit: usize) -> Option<Vec<u8>> {
-        let width = bit_width(self.values.len().saturating_sub(1) as u64);
-        let estimate = 1 + Rle::max_size(width, self.indices.len());
-        if estimate >= limit {
-            return None;
+/// An integer column's statistics as `parquet` gives them for a signed type
+/// (the deprecated min and max fields set too), and its min and max as the
+/// column index holds them: 4 bytes little-endian for INT32, else 8.
+fn signed_stats(
+    low: i64,
+    high: i64,
+    nulls: usize,
+    int32: bool,
+) -> Option<(Statistics, Vec<u8>, Vec<u8>)> {
+    let nulls = Some(nulls as u64);
+    Some(if int32 {
+        let (low, high) = (i32::try_from(low).ok()?, i32::try_from(high).ok()?);
+        let stats = ValueStatistics::new(Some(low), Some(high), None, nulls, false);
+        let stats = Statistics::Int32(stats.with_backwards_compatible_min_max(true));
+        (
+            stats,
+            low.to_le_bytes().to_vec(),
+            high.to_le_bytes().to_vec(),
+        )
+    } else {
+        let stats = ValueStatistics::new(Some(low), Some(high), None, nulls, false);
+        let stats = Statistics::Int64(stats.with_backwards_compatible_min_max(true));
+        (
+            stats,
+            low.to_le_bytes().to_vec(),
+            high.to_le_bytes().to_vec(),
+        )
+    })
+}
+
+/// The data page of a dictionary column: the indices' bit width, then the
+/// indices (into `distinct` values) as [`Rle`] encodes them; `None` when
+/// `parquet` would have started a second page (its estimate of the page
+/// reached `limit`).
+fn indices_page(distinct: usize, indices: &[u32], limit: usize) -> Option<Vec<u8>> {
+    let width = bit_width(distinct.saturating_sub(1) as u64);
+    let estimate = 1 + Rle::max_size(width, indices.len());
+    if estimate >= limit {
+        return None;
+    }
+    let mut out = Vec::with_capacity(estimate);
+    out.push(width);
+    let mut rle = Rle::new(width, out);
+    for &i in indices {
+        rle.put(u64::from(i));
+    }
+    Some(rle.finish())
+}
+
+/// A v1 data page of an optional column: the levels' length, the levels,
+/// then `values`; `values` alone for a required column.
+fn with_levels(levels: Option<Rle>, values: Vec<u8>) -> Option<Vec<u8>> {
+    let Some(levels) = levels else {
+        return Some(values);
+    };
+    let levels = levels.finish();
+    let len = u32::try_from(levels.len()).ok()?;
+    let mut data = Vec::with_capacity(4 + levels.len() + values.len());
+    data.extend_from_slice(&len.to_le_bytes());
+    data.extend_from_slice(&levels);
+    data.extend_from_slice(&values);
+    Some(data)
+}
+
+/// The dictionary of an integer column, as [`Dictionary`] is for strings:
+/// the distinct values in the order they first came, each row's index.
+#[derive(Debug)]
+struct Numbers {
+    values: Vec<i64>,
+    index: HashMap<i64, u32, foldhash::fast::RandomState>,
+    indices: Vec<u32>,
+    /// The last row's value and index: `schema_version` is one value, and
+    /// an order's items often repeat a quantity.
+    last: i64,
+    last_index: u32,
+}
+
+impl Numbers {
+    fn new(rows: usize) -> Self {
+        Numbers {
+            values: Vec::new(),
+            index: HashMap::default(),
+            indices: Vec::with_capacity(rows),
+            last: 0,
+            last_index: 0,
         }
-        let mut out = Vec::with_capacity(estimate);
-        out.push(width);
-        let mut rle = Rle::new(width, out);
-        for &i in &self.indices {
-            rle.put(u64::from(i));
+    }
+
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    #[inline(always)]
+    fn push(&mut self, v: i64) {
+        if self.indices.is_empty() || v != self.last {
+            let next = self.values.len() as u32;
+            let i = *self.index.entry(v).or_insert(next);
+            if i == next {
+                self.values.push(v);
+            }
+            (self.last, self.last_index) = (v, i);
         }
-        Some(rle.finish())
+        self.indices.push(self.last_index);
+    }
+
+    fn min_max(&self) -> Option<(i64, i64)> {
+        Some((*self.values.iter().min()?, *self.values.iter().max()?))
+    }
+
+    /// The dictionary page, `PLAIN`: 4 bytes a value for INT32, else 8.
+    fn page(&self, int32: bool) -> Option<Vec<u8>> {
+        let mut page = Vec::with_capacity(self.values.len() * 8);
+        for &v in &self.values {
+            if int32 {
+                page.extend_from_slice(&i32::try_from(v).ok()?.to_le_bytes());
+            } else {
+                page.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        Some(page)
     }
 }
 
@@ -1013,9 +1160,9 @@ mod tests {
             let (_file, tasks) = start_file(columns, n, table, &encoder).expect("file");
             let setup = encoder.setup(table).expect("setup");
             let want = match table {
-                Table::UserEvents => 13,
-                Table::OrderEvents => 17,
-                Table::OrderItems => 13,
+                Table::UserEvents => 14,
+                Table::OrderEvents => 21,
+                Table::OrderItems => 17,
             };
             assert_eq!(setup.direct.iter().flatten().count(), want);
             // and the direct columns as the archiver writes them
@@ -1066,7 +1213,7 @@ mod tests {
     #[test]
     fn chunks_are_what_parquet_writes() {
         // 13 columns in user_events, 17 in order_events, 12 in order_items
-        assert_eq!(compare(3000, 7), 43);
+        assert_eq!(compare(3000, 7), 52);
         // a single row (its null columns are left to `parquet`)
         assert!(compare(1, 2) >= 9);
     }
@@ -1202,7 +1349,7 @@ mod tests {
                 ours.push(v.as_bytes());
             }
             assert_eq!(&ours.page[..], &dictionary[..], "{} values", values.len());
-            let indices = ours.indices_page(usize::MAX).expect("one page");
+            let indices = indices_page(ours.len(), &ours.indices, usize::MAX).expect("one page");
             let first_difference = data.iter().zip(&indices).position(|(a, b)| a != b);
             assert_eq!(
                 (data.len(), first_difference),
