@@ -902,6 +902,20 @@ impl Rle {
             self.out.push(0);
         }
         let width = u32::from(self.width);
+        if width <= 16 && self.buffered == GROUP {
+            // eight values of up to 16 bits: one 128-bit word, `width` bytes
+            let mut acc = 0u128;
+            for (i, &v) in self.group.iter().enumerate() {
+                acc |= u128::from(v) << (i as u32 * width);
+            }
+            // all sixteen bytes, then the unused cut: a fixed-size copy,
+            // not a call to `memcpy` for `width` bytes
+            let end = self.out.len() + self.width as usize;
+            self.out.extend_from_slice(&acc.to_le_bytes());
+            self.out.truncate(end);
+            self.buffered = 0;
+            return;
+        }
         let (mut acc, mut bits) = (0u64, 0u32);
         for &v in &self.group[..self.buffered] {
             acc |= v << bits;
@@ -1009,6 +1023,10 @@ impl DeltaLengths {
             let max = mini.iter().copied().max().unwrap_or(min);
             let width = 64 - (max.wrapping_sub(min) as u32 as u64).leading_zeros() as usize;
             self.blocks[widths_at + i] = width as u8;
+            if width == 0 {
+                // nothing to pack: identifiers of one length, all deltas 0
+                continue;
+            }
             // LSB first; 32 values of `width` bits end on a byte
             let mut acc: u64 = 0;
             let mut bits = 0usize;
