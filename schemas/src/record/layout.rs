@@ -177,8 +177,29 @@ impl Layouts {
     /// Writes the tape of the event `s` that layout `i` fitted (after
     /// [`Layouts::fit`] returned `i` for the same bytes). `None` only if the
     /// positions do not fit `s`, which `fit` rules out.
-    pub(super) fn write<'a>(&self, i: usize, s: &'a str, tape: &mut Vec<Node<'a>>) -> Option<()> {
-        write_tape(self.list.get(i)?, &self.at, s, tape)
+    ///
+    /// The keys are left out (their nodes `null`) unless `keys`: the
+    /// contract's reader replays where they are for events of the type the
+    /// layout was learnt from (see [`super::Locate`]) and reads no key;
+    /// slicing each event's keys out of it was a fifth of writing its tape.
+    pub(super) fn write<'a>(
+        &self,
+        i: usize,
+        s: &'a str,
+        tape: &mut Vec<Node<'a>>,
+        keys: bool,
+    ) -> Option<()> {
+        let layout = self.list.get(i)?;
+        write_tape(layout, &self.at, s, tape)?;
+        if keys {
+            write_keys(layout, &self.at, s, tape)?;
+        }
+        Some(())
+    }
+
+    /// Adds the keys to a tape [`Layouts::write`] wrote without them.
+    pub(super) fn write_keys<'a>(&self, i: usize, s: &'a str, tape: &mut [Node<'a>]) -> Option<()> {
+        write_keys(self.list.get(i)?, &self.at, s, tape)
     }
 
     /// Where the contract's reader finds the keys of an event layout `i`
@@ -202,7 +223,10 @@ impl Layouts {
         let agrees = layout.read_all(event, &at, k)
             && std::str::from_utf8(event)
                 .ok()
-                .and_then(|s| write_tape(&layout, &at, s, &mut written))
+                .and_then(|s| {
+                    write_tape(&layout, &at, s, &mut written)?;
+                    write_keys(&layout, &at, s, &mut written)
+                })
                 .is_some()
             && written.as_slice() == tape;
         if agrees {
@@ -309,10 +333,6 @@ fn write_tape<'a>(
 ) -> Option<()> {
     tape.clear();
     tape.extend_from_slice(&layout.tape);
-    for key in &layout.keys {
-        let start = at.get(key.step as usize)? + key.from as usize;
-        *tape.get_mut(key.node as usize)? = Node::String(s.get(start..start + key.len as usize)?);
-    }
     for &(node, k) in &layout.values {
         let step = layout.steps.get(k as usize)?;
         let start = at.get(k as usize)? + step.glue.len();
@@ -320,12 +340,39 @@ fn write_tape<'a>(
         *tape.get_mut(node as usize)? = if step.value == Value::Str {
             Node::String(value)
         } else if step.value == Value::Uint {
-            Node::Static(StaticNode::U64(value.parse().ok()?))
+            Node::Static(StaticNode::U64(digits(value.as_bytes())?))
         } else {
             Node::Static(StaticNode::Bool(value == "true"))
         };
     }
     Some(())
+}
+
+/// The keys of the event `s` that `layout` read with its steps at `at`,
+/// into the tape [`write_tape`] wrote for it.
+fn write_keys<'a>(layout: &Layout, at: &[usize], s: &'a str, tape: &mut [Node<'a>]) -> Option<()> {
+    for key in &layout.keys {
+        let start = at.get(key.step as usize)? + key.from as usize;
+        *tape.get_mut(key.node as usize)? = Node::String(s.get(start..start + key.len as usize)?);
+    }
+    Some(())
+}
+
+/// A value [`uint_len`] read (1 to 18 digits, so it cannot overflow), without
+/// the sign and overflow handling of `str::parse`.
+fn digits(b: &[u8]) -> Option<u64> {
+    if b.len() > 18 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
 }
 
 /// `a == b`, inlined: glue and keys are mostly 5 to 25 bytes, too short to
@@ -679,10 +726,19 @@ mod tests {
         let i = layouts.fit(&other).expect("fits");
         let text = std::str::from_utf8(&other).expect("text");
         let mut written = Vec::new();
-        layouts.write(i, text, &mut written).expect("written");
+        layouts.write(i, text, &mut written, true).expect("written");
         let mut copy = other.clone();
         let expected = simd_json::to_tape(&mut copy).expect("JSON");
         assert_eq!(written, expected.0);
+        // without its keys: the same tape, `null` where each key was
+        let mut bare = Vec::new();
+        layouts.write(i, text, &mut bare, false).expect("written");
+        let keys = expected.0.iter().zip(&bare).filter(|(a, b)| a != b);
+        assert!(keys.clone().count() > 10);
+        for (full, left_out) in keys {
+            assert!(matches!(full, Node::String(_)), "{full:?}");
+            assert_eq!(*left_out, Node::Static(StaticNode::Null));
+        }
     }
 
     #[test]
