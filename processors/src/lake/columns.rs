@@ -418,7 +418,7 @@ pub(crate) fn order_events<'a>(
     let mut currency = strings(plans, 12, n, 3);
     let mut amount = int64s(plans, 13, n);
     let mut item_count = int32s(plans, 14, n);
-    let mut payment_id = StringBuilder::with_capacity(n, n * 8);
+    let mut payment_id = strings(plans, 15, n, 8);
     let mut method = strings(plans, 16, n, 4);
     let mut failure = strings(plans, 17, n, 4);
     let mut warehouse = strings(plans, 18, n, 2);
@@ -439,7 +439,7 @@ pub(crate) fn order_events<'a>(
         currency.push_option(row.currency);
         amount.push_int_option(row.amount_cents);
         item_count.push_int_option(row.item_count);
-        payment_id.append_option(row.payment_id);
+        payment_id.push_option(row.payment_id);
         method.push_option(row.payment_method);
         failure.push_option(row.failure_reason);
         warehouse.push_option(row.warehouse);
@@ -455,7 +455,7 @@ pub(crate) fn order_events<'a>(
         currency.finish(),
         amount.finish(),
         item_count.finish(),
-        Built::Arrow(finish(payment_id)),
+        payment_id.finish(),
         method.finish(),
         failure.finish(),
         warehouse.finish(),

@@ -50,6 +50,8 @@ pub(crate) enum Column {
     SequenceNumber,
     /// `order_id` (order tables only).
     OrderId,
+    /// `payment_id` (`order_events`, nullable).
+    PaymentId,
     /// `occurred_at`, epoch milliseconds.
     OccurredAt,
     /// `arrived_at`, epoch milliseconds.
@@ -109,6 +111,7 @@ impl Column {
             "correlation_id" => Column::CorrelationId,
             "sequence_number" => Column::SequenceNumber,
             "order_id" if table != Table::UserEvents => Column::OrderId,
+            "payment_id" if table == Table::OrderEvents => Column::PaymentId,
             "occurred_at" => Column::OccurredAt,
             "arrived_at" => Column::ArrivedAt,
             "event_type" => Column::EventType,
@@ -159,6 +162,7 @@ impl Column {
                 | Column::CorrelationId
                 | Column::SequenceNumber
                 | Column::OrderId
+                | Column::PaymentId
                 | Column::OccurredAt
                 | Column::ArrivedAt
         )
@@ -245,10 +249,13 @@ impl Plan {
             }
             _ => return None,
         };
-        // nulls only in dictionary columns (their levels are written with
-        // the indices; the unique columns have none)
+        // nulls in dictionary columns and delta-length ones (`payment_id`):
+        // the levels go before the indices or the lengths
         let nullable = descr.max_def_level() == 1
-            && matches!(layout, Layout::Dictionary | Layout::NumberDictionary);
+            && matches!(
+                layout,
+                Layout::Dictionary | Layout::NumberDictionary | Layout::DeltaLengthBytes
+            );
         let simple = (descr.max_def_level() == 0 || nullable)
             && descr.max_rep_level() == 0
             && props.statistics_enabled(path) == EnabledStatistics::Page
@@ -383,8 +390,12 @@ impl<'a> Page<'a> {
             self.unencoded += v.len();
             return;
         }
+        if let Some(levels) = &mut self.levels {
+            levels.put(1);
+        }
         let p = prefix(v);
-        if self.rows == 0 {
+        // (the first value, after any nulls)
+        if self.rows == self.nulls {
             (self.min, self.max) = (v, v);
             (self.min_prefix, self.max_prefix) = (p, p);
         } else if p > self.max_prefix || (p == self.max_prefix && v > self.max) {
@@ -459,6 +470,7 @@ impl<'a> Page<'a> {
                     }
                     None => self.data,
                 };
+                let data = with_levels(self.levels, data)?;
                 let unencoded = Some(self.unencoded as i64);
                 (data, stats, self.min.to_vec(), self.max.to_vec(), unencoded)
             }
@@ -1179,7 +1191,7 @@ mod tests {
             let setup = encoder.setup(table).expect("setup");
             let want = match table {
                 Table::UserEvents => 14,
-                Table::OrderEvents => 21,
+                Table::OrderEvents => 22,
                 Table::OrderItems => 17,
             };
             assert_eq!(setup.direct.iter().flatten().count(), want);
@@ -1231,7 +1243,7 @@ mod tests {
     #[test]
     fn chunks_are_what_parquet_writes() {
         // 13 columns in user_events, 17 in order_events, 12 in order_items
-        assert_eq!(compare(3000, 7), 52);
+        assert_eq!(compare(3000, 7), 53);
         // a single row (its null columns are left to `parquet`)
         assert!(compare(1, 2) >= 9);
     }
