@@ -18,6 +18,10 @@
 //! here a row that repeats the last row's value (most of them: a file is one
 //! shard's, line items share their order's user and currency) takes its
 //! index without a hash, and min and max are the dictionary's, found once.
+//! The integer dictionary columns (`schema_version`, the line items' numbers,
+//! the order events' amounts and counts) have their own dictionary of `i64`s
+//! and share the indices' encoder; `payment_id`, a random identifier that is
+//! null in most rows, is delta-length with definition levels.
 //!
 //! The pages, their headers and the chunk's metadata, statistics, column
 //! index and offset index are those `parquet` writes for the same values
