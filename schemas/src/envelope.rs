@@ -18,6 +18,7 @@ use std::ops::Range;
 
 use crate::invocation::{InvocationError, RecordMeta, TumblingWindow};
 use crate::parallel::Workers;
+use crate::rules::{digits, eight_digits};
 
 mod layout;
 use layout::Layouts;
@@ -1148,55 +1149,20 @@ fn epoch_ms(number: &[u8]) -> Option<i64> {
 /// millisecond that rounding forgives). Anything else is `None`, for the
 /// general path. A float parse was a fifth of reading a record's envelope.
 fn milliseconds_exactly(b: &[u8]) -> Option<i64> {
-    // index loops, not a chained iterator: this runs once a record, and the
-    // chain's bookkeeping cost more than the digits (290 instructions)
-    fn digits(b: &[u8], mut v: i64) -> Option<i64> {
-        for &c in b {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            v = v * 10 + i64::from(d);
-        }
-        Some(v)
-    }
     // what Kinesis writes this century: ten digits, a point, three
-    if let (Some(whole), Some(b'.'), Some(&[f0, f1, f2])) =
+    if let (Some(whole), Some(b'.'), Some(fraction @ &[_, _, _])) =
         (b.first_chunk::<10>(), b.get(10), b.get(11..))
     {
         let high = eight_digits(whole.first_chunk::<8>()?)?;
-        let ms = digits(&[whole[8], whole[9], f0, f1, f2], high)?;
-        return Some(ms);
+        return Some((high * 100 + digits(&whole[8..])?) * 1000 + digits(fraction)?);
     }
     let point = b.iter().position(|&c| c == b'.')?;
     let (whole, fraction) = (b.get(..point)?, b.get(point + 1..)?);
     if !(1..=12).contains(&whole.len()) || !(1..=3).contains(&fraction.len()) {
         return None;
     }
-    let ms = digits(fraction, digits(whole, 0)?)?;
-    Some(ms * [100, 10, 1][fraction.len() - 1])
-}
-
-/// Eight ASCII digits as a number, a word at a time (SWAR): the digit pairs,
-/// then the fours, then the eight, combined by multiplying. `None` unless
-/// all eight are digits.
-fn eight_digits(b: &[u8; 8]) -> Option<i64> {
-    let w = u64::from_le_bytes(*b);
-    // each byte 0x30..=0x39: the high nibble 3, and adding 6 carries out of
-    // no low nibble
-    let high_nibbles = 0xF0F0_F0F0_F0F0_F0F0;
-    let digits = w & high_nibbles == 0x3030_3030_3030_3030
-        && (w.wrapping_add(0x0606_0606_0606_0606) & high_nibbles) == 0x3030_3030_3030_3030;
-    if !digits {
-        return None;
-    }
-    // the first digit is the lowest byte (little-endian) and the highest
-    // place: each step puts the earlier of two lanes in front
-    let d = w - 0x3030_3030_3030_3030;
-    let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
-    let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
-    let d = (d.wrapping_mul(10_000) + (d >> 32)) & 0xFFFF_FFFF;
-    Some(d as i64)
+    let scale = [100, 10, 1][fraction.len() - 1];
+    Some(digits(whole)? * 1000 + digits(fraction)? * scale)
 }
 
 /// Rewrites a JSON string body's escapes in place; returns the new length.
@@ -1329,9 +1295,9 @@ mod tests {
                 assert_eq!(super::milliseconds_exactly(&n), None, "{bad:#x} at {at}");
             }
         }
-        assert_eq!(super::eight_digits(b"00000000"), Some(0));
-        assert_eq!(super::eight_digits(b"99999999"), Some(99_999_999));
-        assert_eq!(super::eight_digits(b"12345678"), Some(12_345_678));
+        assert_eq!(crate::rules::eight_digits(b"00000000"), Some(0));
+        assert_eq!(crate::rules::eight_digits(b"99999999"), Some(99_999_999));
+        assert_eq!(crate::rules::eight_digits(b"12345678"), Some(12_345_678));
         assert_eq!(
             super::epoch_ms(b"1.7335776001235e9"),
             Some(1_733_577_600_124)

@@ -85,7 +85,7 @@ impl RecordParser {
                 // keys only where the reader will look for them
                 let mut keys_left_out = false;
                 let written = text.and_then(|s| {
-                    self.layouts.write(layout, s, &mut tape.0, false)?;
+                    self.layouts.write(layout, s, &mut tape.0)?;
                     keys_left_out = located.replays(&tape.0);
                     if !keys_left_out {
                         self.layouts.write_keys(layout, s, &mut tape.0)?;

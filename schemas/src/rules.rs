@@ -210,7 +210,9 @@ pub const fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn digits(b: &[u8]) -> Option<i64> {
+/// ASCII digits as a number; `None` unless all are digits. Callers pass at
+/// most 18 (nothing here checks for overflow).
+pub(crate) fn digits(b: &[u8]) -> Option<i64> {
     let mut v: i64 = 0;
     for &c in b {
         if !c.is_ascii_digit() {
@@ -219,6 +221,31 @@ fn digits(b: &[u8]) -> Option<i64> {
         v = v * 10 + i64::from(c - b'0');
     }
     Some(v)
+}
+
+const ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// The eight bytes of a little-endian word as digit values, one a lane,
+/// when all eight are ASCII digits (SWAR): each byte 0x30..=0x39, that is
+/// the high nibble 3, and adding 6 carries out of no low nibble.
+pub(crate) fn digit_lanes(w: u64) -> Option<u64> {
+    let high_nibbles = 0xF0F0_F0F0_F0F0_F0F0;
+    let all = w & high_nibbles == ZEROS
+        && (w.wrapping_add(0x0606_0606_0606_0606) & high_nibbles) == ZEROS;
+    all.then(|| w - ZEROS)
+}
+
+/// Eight ASCII digits as a number, a word at a time: the digit pairs, then
+/// the fours, then the eight, combined by multiplying. `None` unless all
+/// eight are digits.
+pub(crate) fn eight_digits(b: &[u8; 8]) -> Option<i64> {
+    let d = digit_lanes(u64::from_le_bytes(*b))?;
+    // the first digit is the lowest byte (little-endian) and the highest
+    // place: each step puts the earlier of two lanes in front
+    let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
+    let d = (d.wrapping_mul(10_000) + (d >> 32)) & 0xFFFF_FFFF;
+    Some(d as i64)
 }
 
 /// Days since the Unix epoch of a real date written `YYYY-MM-DD` (a lake
@@ -270,7 +297,6 @@ fn milliseconds_form(b: &[u8; 24]) -> Option<i64> {
         separators(&[(2, b'T'), (5, b':')]),
         separators(&[(0, b':'), (3, b'.'), (7, b'Z')]),
     ];
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
     // a word's digits as values, one a lane, if it has its separators and
     // digits everywhere else
     let digits = |at: usize, (mask, expected): (u64, u64)| {
@@ -279,11 +305,7 @@ fn milliseconds_form(b: &[u8; 24]) -> Option<i64> {
             return None;
         }
         // the separators as `0`, so that all eight lanes must be digits
-        let w = (w & !mask) | (ZEROS & mask);
-        let high_nibbles = 0xF0F0_F0F0_F0F0_F0F0;
-        let all = w & high_nibbles == ZEROS
-            && (w.wrapping_add(0x0606_0606_0606_0606) & high_nibbles) == ZEROS;
-        all.then(|| w - ZEROS)
+        digit_lanes((w & !mask) | (ZEROS & mask))
     };
     let [s0, s1, s2] = SEPARATORS;
     let (w0, w1, w2) = (digits(0, s0)?, digits(8, s1)?, digits(16, s2)?);

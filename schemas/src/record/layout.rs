@@ -34,6 +34,7 @@ use simd_json::{Node, StaticNode};
 
 use super::Located;
 use crate::envelope::plain_string_len;
+use crate::rules::digits;
 
 /// What [`Layouts::located`] gives for a layout it does not hold.
 static NOTHING_LOCATED: Located = Located {
@@ -178,23 +179,14 @@ impl Layouts {
     /// [`Layouts::fit`] returned `i` for the same bytes). `None` only if the
     /// positions do not fit `s`, which `fit` rules out.
     ///
-    /// The keys are left out (their nodes `null`) unless `keys`: the
-    /// contract's reader replays where they are for events of the type the
-    /// layout was learnt from (see [`super::Locate`]) and reads no key;
-    /// slicing each event's keys out of it was a fifth of writing its tape.
-    pub(super) fn write<'a>(
-        &self,
-        i: usize,
-        s: &'a str,
-        tape: &mut Vec<Node<'a>>,
-        keys: bool,
-    ) -> Option<()> {
-        let layout = self.list.get(i)?;
-        write_tape(layout, &self.at, s, tape)?;
-        if keys {
-            write_keys(layout, &self.at, s, tape)?;
-        }
-        Some(())
+    ///
+    /// The keys are left out (their nodes `null`; [`Layouts::write_keys`]
+    /// adds them): the contract's reader replays where they are for events
+    /// of the type the layout was learnt from (see [`super::Locate`]) and
+    /// reads no key; slicing each event's keys out of it was a fifth of
+    /// writing its tape.
+    pub(super) fn write<'a>(&self, i: usize, s: &'a str, tape: &mut Vec<Node<'a>>) -> Option<()> {
+        write_tape(self.list.get(i)?, &self.at, s, tape)
     }
 
     /// Adds the keys to a tape [`Layouts::write`] wrote without them.
@@ -340,7 +332,13 @@ fn write_tape<'a>(
         *tape.get_mut(node as usize)? = if step.value == Value::Str {
             Node::String(value)
         } else if step.value == Value::Uint {
-            Node::Static(StaticNode::U64(digits(value.as_bytes())?))
+            // at most 18 digits, as `uint_len` read them: no overflow
+            if value.len() > 18 {
+                return None;
+            }
+            Node::Static(StaticNode::U64(
+                u64::try_from(digits(value.as_bytes())?).ok()?,
+            ))
         } else {
             Node::Static(StaticNode::Bool(value == "true"))
         };
@@ -356,23 +354,6 @@ fn write_keys<'a>(layout: &Layout, at: &[usize], s: &'a str, tape: &mut [Node<'a
         *tape.get_mut(key.node as usize)? = Node::String(s.get(start..start + key.len as usize)?);
     }
     Some(())
-}
-
-/// A value [`uint_len`] read (1 to 18 digits, so it cannot overflow), without
-/// the sign and overflow handling of `str::parse`.
-fn digits(b: &[u8]) -> Option<u64> {
-    if b.len() > 18 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in b {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        v = v * 10 + u64::from(d);
-    }
-    Some(v)
 }
 
 /// `a == b`, inlined: glue and keys are mostly 5 to 25 bytes, too short to
@@ -726,13 +707,15 @@ mod tests {
         let i = layouts.fit(&other).expect("fits");
         let text = std::str::from_utf8(&other).expect("text");
         let mut written = Vec::new();
-        layouts.write(i, text, &mut written, true).expect("written");
+        layouts.write(i, text, &mut written).expect("written");
+        let bare = written.clone();
+        layouts
+            .write_keys(i, text, &mut written)
+            .expect("keys written");
         let mut copy = other.clone();
         let expected = simd_json::to_tape(&mut copy).expect("JSON");
         assert_eq!(written, expected.0);
         // without its keys: the same tape, `null` where each key was
-        let mut bare = Vec::new();
-        layouts.write(i, text, &mut bare, false).expect("written");
         let keys = expected.0.iter().zip(&bare).filter(|(a, b)| a != b);
         assert!(keys.clone().count() > 10);
         for (full, left_out) in keys {
