@@ -6,9 +6,10 @@
 //! (`super::direct`), in the same pass: they come back as [`Built::Direct`].
 
 use arrow_array::ArrayRef;
+use arrow_array::ArrowPrimitiveType;
 use arrow_array::builder::{
-    ArrayBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, PrimitiveBuilder,
+    StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow_schema::ArrowError;
 use pipeline_schemas::EventData;
@@ -83,42 +84,24 @@ impl<'a> Slot<'a, StringBuilder> {
     }
 }
 
-/// An integer column's values: `i32` or `i64` for Arrow, every one an `i64`
-/// to [`direct`].
-trait Ints: ArrayBuilder {
-    type Value: Copy + Into<i64>;
-    fn append(&mut self, v: Option<Self::Value>);
-}
-
-impl Ints for Int32Builder {
-    type Value = i32;
+/// An integer column: `i32` or `i64` for Arrow, every value an `i64` to
+/// [`direct`].
+impl<T: ArrowPrimitiveType> Slot<'_, PrimitiveBuilder<T>>
+where
+    T::Native: Into<i64>,
+{
     #[inline]
-    fn append(&mut self, v: Option<i32>) {
-        self.append_option(v);
-    }
-}
-
-impl Ints for Int64Builder {
-    type Value = i64;
-    #[inline]
-    fn append(&mut self, v: Option<i64>) {
-        self.append_option(v);
-    }
-}
-
-impl<B: Ints> Slot<'_, B> {
-    #[inline]
-    fn push_int(&mut self, value: B::Value) {
+    fn push_int(&mut self, value: T::Native) {
         match self {
-            Slot::Arrow(b) => b.append(Some(value)),
+            Slot::Arrow(b) => b.append_value(value),
             Slot::Direct(page) => page.push_int(value.into()),
         }
     }
 
     #[inline]
-    fn push_int_option(&mut self, value: Option<B::Value>) {
+    fn push_int_option(&mut self, value: Option<T::Native>) {
         match (self, value) {
-            (Slot::Arrow(b), v) => b.append(v),
+            (Slot::Arrow(b), v) => b.append_option(v),
             (Slot::Direct(page), Some(v)) => page.push_int(v.into()),
             (Slot::Direct(page), None) => page.push_null(),
         }
