@@ -189,18 +189,23 @@ for binary, names in read["binaries"].items():
     check(not missing, f"{binary} emits the {len(names)} {read['namespace']} metrics its alarms and dashboard "
           f"read (missing: {missing})")
 # an independent reader over the archiver's own files (not the compactor's):
-# every column of every row decoded, random ids in their own encoding
+# every column of every row decoded, random ids and sequence numbers in
+# their own encodings
 written_files = glob.glob(f"{work}/lake-as-written/*/**/*.parquet", recursive=True)
 as_written = duckdb.sql(
-    f"SELECT count(DISTINCT event_id), min(length(event_id)), max(length(correlation_id)) "
+    f"SELECT count(DISTINCT event_id), min(length(event_id)), max(length(correlation_id)), "
+    f"count(DISTINCT sequence_number), min(length(sequence_number)), max(length(sequence_number)) "
     f"FROM read_parquet({[f for f in written_files if '_events/' in f]!r}, union_by_name = true)"
 ).fetchall()[0]
-check(as_written == (rows, 36, 36), f"DuckDB reads the archiver's files: {as_written[0]} events, UUIDs whole")
+check(as_written == (rows, 36, 36, rows, 56, 56),
+      f"DuckDB reads the archiver's files: {as_written[0]} events, UUIDs whole, "
+      f"{as_written[3]} sequence numbers of {as_written[4]}-{as_written[5]} digits")
 encodings = dict(duckdb.sql(
     f"SELECT path_in_schema, string_agg(DISTINCT encodings, ',') FROM parquet_metadata({written_files!r}) "
-    "WHERE path_in_schema IN ('event_id', 'event_type') GROUP BY path_in_schema"
+    "WHERE path_in_schema IN ('event_id', 'event_type', 'sequence_number') GROUP BY path_in_schema"
 ).fetchall())
-check("DELTA_LENGTH_BYTE_ARRAY" in encodings.get("event_id", "") and "DICTIONARY" in encodings.get("event_type", ""),
+check("DELTA_LENGTH_BYTE_ARRAY" in encodings.get("event_id", "") and "DICTIONARY" in encodings.get("event_type", "")
+      and "DELTA_BYTE_ARRAY" in encodings.get("sequence_number", "").replace("DELTA_LENGTH_BYTE_ARRAY", ""),
       f"the archiver's encodings: {encodings}")
 unreadable = []
 for f in written_files:

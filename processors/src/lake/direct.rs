@@ -180,6 +180,10 @@ enum Layout {
     PlainBytes,
     /// `DELTA_LENGTH_BYTE_ARRAY`: the lengths delta-packed, then the bytes.
     DeltaLengthBytes,
+    /// `DELTA_BYTE_ARRAY`: for each value the length of the prefix it
+    /// shares with the value before, delta-packed; then the lengths of the
+    /// rest, delta-packed; then the rests' bytes.
+    DeltaBytes,
     /// `PLAIN` INT64: 8 bytes little-endian each.
     PlainInt64,
     /// `RLE_DICTIONARY` byte arrays: a `PLAIN` dictionary page of the
@@ -196,6 +200,7 @@ impl Layout {
         match self {
             Layout::PlainBytes | Layout::PlainInt64 => Encoding::PLAIN,
             Layout::DeltaLengthBytes => Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            Layout::DeltaBytes => Encoding::DELTA_BYTE_ARRAY,
             Layout::Dictionary | Layout::NumberDictionary => Encoding::RLE_DICTIONARY,
         }
     }
@@ -250,6 +255,9 @@ impl Plan {
             (false, Type::BYTE_ARRAY, false, None | Some(Encoding::PLAIN)) => Layout::PlainBytes,
             (false, Type::BYTE_ARRAY, false, Some(Encoding::DELTA_LENGTH_BYTE_ARRAY)) => {
                 Layout::DeltaLengthBytes
+            }
+            (false, Type::BYTE_ARRAY, false, Some(Encoding::DELTA_BYTE_ARRAY)) => {
+                Layout::DeltaBytes
             }
             _ => return None,
         };
@@ -306,9 +314,14 @@ pub(crate) struct Page<'a> {
     plan: Plan,
     rows: usize,
     /// The values as the page holds them; for `DELTA_LENGTH_BYTE_ARRAY`
-    /// only their bytes, the lengths go first at the end.
+    /// only their bytes, the lengths go first at the end; for
+    /// `DELTA_BYTE_ARRAY` only what each value does not share with the one
+    /// before, the shared lengths and the rests' lengths first at the end.
     data: Vec<u8>,
     lengths: Option<DeltaLengths>,
+    /// `DELTA_BYTE_ARRAY`'s shared-prefix lengths, and the value before.
+    prefixes: Option<DeltaLengths>,
+    previous: &'a [u8],
     dictionary: Option<Dictionary<'a>>,
     numbers: Option<Numbers>,
     /// The definition levels of an optional column (1 a value, 0 a null),
@@ -334,13 +347,18 @@ impl<'a> Page<'a> {
             Layout::PlainInt64 => 8,
             Layout::PlainBytes => plan.column.bytes_per_row() + 4,
             Layout::DeltaLengthBytes => plan.column.bytes_per_row(),
+            // (sequence numbers: a few digits a row)
+            Layout::DeltaBytes => 8,
             Layout::Dictionary | Layout::NumberDictionary => 0,
         };
         Page {
             plan: plan.clone(),
             rows: 0,
             data: Vec::with_capacity(rows.saturating_mul(per_row).min(plan.page_limit)),
-            lengths: (plan.layout == Layout::DeltaLengthBytes).then(|| DeltaLengths::new(rows)),
+            lengths: matches!(plan.layout, Layout::DeltaLengthBytes | Layout::DeltaBytes)
+                .then(|| DeltaLengths::new(rows)),
+            prefixes: (plan.layout == Layout::DeltaBytes).then(|| DeltaLengths::new(rows)),
+            previous: &[],
             dictionary: (plan.layout == Layout::Dictionary).then(|| Dictionary::new(rows)),
             numbers: (plan.layout == Layout::NumberDictionary).then(|| Numbers::new(rows)),
             // (a bit a row; `finish` puts their length before them)
@@ -411,11 +429,23 @@ impl<'a> Page<'a> {
         self.rows += 1;
         self.unencoded += v.len();
         self.longest = self.longest.max(v.len());
-        match &mut self.lengths {
-            Some(lengths) => lengths.push(v.len() as i32),
-            None => self.data.extend_from_slice(&(v.len() as u32).to_le_bytes()),
-        }
-        self.data.extend_from_slice(v);
+        let Some(lengths) = &mut self.lengths else {
+            self.data.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            self.data.extend_from_slice(v);
+            return;
+        };
+        let shared = match &mut self.prefixes {
+            Some(prefixes) => {
+                let shared = shared_prefix(self.previous, v);
+                prefixes.push(shared as i32);
+                self.previous = v;
+                shared
+            }
+            None => 0,
+        };
+        let rest = v.get(shared..).unwrap_or_default();
+        lengths.push(rest.len() as i32);
+        self.data.extend_from_slice(rest);
     }
 
     /// Adds a null (optional columns only; `finish` leaves a required
@@ -464,15 +494,22 @@ impl<'a> Page<'a> {
                 let (stats, min, max) = signed_stats(self.low, self.high, 0, false)?;
                 (self.data, stats, min, max, None)
             }
-            Layout::PlainBytes | Layout::DeltaLengthBytes => {
+            Layout::PlainBytes | Layout::DeltaLengthBytes | Layout::DeltaBytes => {
                 let stats = byte_stats(self.min, self.max);
-                let data = match self.lengths {
-                    Some(lengths) => {
+                let data = match (self.prefixes, self.lengths) {
+                    (Some(prefixes), Some(lengths)) => {
+                        let lengths = lengths.finish(0);
+                        let mut out = prefixes.finish(lengths.len() + self.data.len());
+                        out.extend_from_slice(&lengths);
+                        out.extend_from_slice(&self.data);
+                        out
+                    }
+                    (_, Some(lengths)) => {
                         let mut out = lengths.finish(self.data.len());
                         out.extend_from_slice(&self.data);
                         out
                     }
-                    None => self.data,
+                    (_, None) => self.data,
                 };
                 let data = with_levels(self.levels, data)?;
                 let unencoded = Some(self.unencoded as i64);
@@ -672,15 +709,18 @@ impl<'a> Dictionary<'a> {
     }
 
     fn intern(&mut self, v: &'a [u8]) -> u32 {
-        let next = self.values.len() as u32;
-        let i = *self.index.entry(v).or_insert(next);
-        if i == next {
-            self.values.push(v);
-            self.page.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            self.page.extend_from_slice(v);
-            self.longest = self.longest.max(v.len());
+        // a lookup first: most values met again are already in (an entry
+        // would build the insertion path into every lookup)
+        if let Some(&i) = self.index.get(v) {
+            return i;
         }
-        i
+        let next = self.values.len() as u32;
+        self.index.insert(v, next);
+        self.values.push(v);
+        self.page.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.page.extend_from_slice(v);
+        self.longest = self.longest.max(v.len());
+        next
     }
 
     /// The least and the greatest value, byte by byte.
@@ -979,10 +1019,39 @@ impl Rle {
 /// prefixes need comparing in full.
 #[inline(always)]
 fn prefix(v: &[u8]) -> u64 {
+    // one load for the values that matter (ids, timestamps, sequence
+    // numbers are longer than 8 bytes); a byte loop, not a `memcpy` call
+    // of a variable length, for the rest
+    if let Some(head) = v.first_chunk::<8>() {
+        return u64::from_be_bytes(*head);
+    }
     let mut bytes = [0u8; 8];
-    let k = v.len().min(8);
-    bytes[..k].copy_from_slice(&v[..k]);
+    for (b, &x) in bytes.iter_mut().zip(v) {
+        *b = x;
+    }
     u64::from_be_bytes(bytes)
+}
+
+/// How many leading bytes `a` and `b` share, eight at a time (sequence
+/// numbers of a shard share 40-odd).
+fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let (words_a, _) = a.as_chunks::<8>();
+    let (words_b, _) = b.as_chunks::<8>();
+    let mut at = 0;
+    for (x, y) in words_a.iter().zip(words_b) {
+        let differ = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+        if differ != 0 {
+            return at + (differ.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + a[at..]
+        .iter()
+        .zip(&b[at..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// `DELTA_BINARY_PACKED` INT32 values as `parquet`'s encoder writes them:
@@ -1120,11 +1189,12 @@ fn page_header(
 /// levels (field 5, after an absent crc).
 fn data_page_header(len: usize, values: usize, encoding: Encoding) -> Option<Vec<u8>> {
     let values = i32::try_from(values).ok()?;
+    let (encoding, rle) = (encoding_id(encoding)?, encoding_id(Encoding::RLE)?);
     page_header(0, len, 2, |out| {
         put_i32_field(out, values);
-        put_i32_field(out, encoding_id(encoding));
-        put_i32_field(out, encoding_id(Encoding::RLE));
-        put_i32_field(out, encoding_id(Encoding::RLE));
+        put_i32_field(out, encoding);
+        put_i32_field(out, rle);
+        put_i32_field(out, rle);
     })
 }
 
@@ -1133,21 +1203,24 @@ fn data_page_header(len: usize, values: usize, encoding: Encoding) -> Option<Vec
 fn dictionary_page_header(len: usize, values: usize) -> Option<Vec<u8>> {
     const FALSE_NEXT: u8 = 0x12;
     let values = i32::try_from(values).ok()?;
+    let plain = encoding_id(Encoding::PLAIN)?;
     page_header(2, len, 4, |out| {
         put_i32_field(out, values);
-        put_i32_field(out, encoding_id(Encoding::PLAIN));
+        put_i32_field(out, plain);
         out.push(FALSE_NEXT); // is_sorted
     })
 }
 
-/// The encoding's number in the format's thrift definition.
-fn encoding_id(encoding: Encoding) -> i32 {
+/// The encoding's number in the format's thrift definition (`None` for
+/// those this module never writes).
+fn encoding_id(encoding: Encoding) -> Option<i32> {
     match encoding {
-        Encoding::PLAIN => 0,
-        Encoding::RLE => 3,
-        Encoding::DELTA_LENGTH_BYTE_ARRAY => 6,
-        Encoding::RLE_DICTIONARY => 8,
-        _ => -1,
+        Encoding::PLAIN => Some(0),
+        Encoding::RLE => Some(3),
+        Encoding::DELTA_LENGTH_BYTE_ARRAY => Some(6),
+        Encoding::DELTA_BYTE_ARRAY => Some(7),
+        Encoding::RLE_DICTIONARY => Some(8),
+        _ => None,
     }
 }
 
@@ -1461,6 +1534,93 @@ mod tests {
                     .definition_level_histogram()
                     .map(|h| h.values().to_vec()),
                 Some(vec![nulls as i64, (values.len() - nulls) as i64])
+            );
+        }
+    }
+
+    #[test]
+    fn shared_prefixes_are_what_parquet_writes() {
+        use parquet::column::page::Page as ParquetPage;
+        use parquet::schema::types::ColumnPath;
+        let encoder = Encoder::new(Codec::Zstd(1));
+        let setup = encoder.setup(Table::OrderItems).expect("setup");
+        let plan = setup
+            .schema
+            .columns()
+            .iter()
+            .position(|d| d.name() == "sequence_number")
+            .and_then(|c| setup.direct[c].clone())
+            .expect("sequence_number's plan");
+        assert_eq!(plan.layout, Layout::DeltaBytes);
+        let props = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_column_encoding(ColumnPath::from("v"), Encoding::DELTA_BYTE_ARRAY)
+            .build();
+        let mut seed = 0x51_7cc1_b727_u64;
+        let mut random = |below: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % below
+        };
+        // sequence numbers rising by small and large steps (shared prefixes
+        // of 7 to 55 bytes, across the 8-byte words), and values that are
+        // empty, equal, a prefix of the one before, or share nothing
+        let rising: Vec<String> = {
+            let mut n = 0u64;
+            (0..3000)
+                .map(|i| {
+                    n += if i % 97 == 0 {
+                        1 << 40
+                    } else {
+                        1 + random(300)
+                    };
+                    format!("4959{:012}{n:040}", i / 1000)
+                })
+                .collect()
+        };
+        let odd: Vec<String> = [
+            "",
+            "",
+            "a",
+            "ab",
+            "a",
+            "abcdefgh",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgh",
+            "b",
+            "",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopz",
+            "zbcdefghijklmnopz",
+            "\0",
+            "\0\0",
+        ]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+        let short: Vec<String> = (0..1000).map(|_| "xy".repeat(random(6) as usize)).collect();
+        for values in [rising, odd, short, vec!["x".repeat(64)]] {
+            let pages = pages_parquet_writes(&values, &props);
+            let [ParquetPage::DataPage { buf: theirs, .. }] = &pages[..] else {
+                panic!("{} values: not one data page", values.len());
+            };
+            let mut page = Page::new(&plan, values.len());
+            for v in &values {
+                page.push_text(v);
+            }
+            let (blobs, close) = *page.finish().expect("one page");
+            let ours = &blobs[1];
+            let first_difference = theirs.iter().zip(ours).position(|(a, b)| a != b);
+            assert_eq!(
+                (theirs.len(), first_difference),
+                (ours.len(), None),
+                "{} values",
+                values.len()
+            );
+            let whole: usize = values.iter().map(String::len).sum();
+            assert_eq!(
+                close.metadata.unencoded_byte_array_data_bytes(),
+                Some(whole as i64)
             );
         }
     }
