@@ -318,6 +318,11 @@ pub(crate) struct Page<'a> {
     /// `DELTA_BYTE_ARRAY` only what each value does not share with the one
     /// before, the shared lengths and the rests' lengths first at the end.
     data: Vec<u8>,
+    /// Bytes left free at the front of `data` for what goes before the
+    /// values (levels, lengths), so that `finish` writes those there rather
+    /// than copying the values behind them (a delta layout's values are most
+    /// of a file's bytes).
+    front: usize,
     lengths: Option<DeltaLengths>,
     /// `DELTA_BYTE_ARRAY`'s shared-prefix lengths, and the value before.
     prefixes: Option<DeltaLengths>,
@@ -351,10 +356,31 @@ impl<'a> Page<'a> {
             Layout::DeltaBytes => 8,
             Layout::Dictionary | Layout::NumberDictionary => 0,
         };
+        let delta = matches!(plan.layout, Layout::DeltaLengthBytes | Layout::DeltaBytes);
+        let front = if delta {
+            let lengths = DeltaLengths::max_size(rows);
+            let prefixes = if plan.layout == Layout::DeltaBytes {
+                lengths
+            } else {
+                0
+            };
+            let levels = if plan.nullable {
+                4 + Rle::max_size(1, rows)
+            } else {
+                0
+            };
+            lengths + prefixes + levels
+        } else {
+            0
+        };
+        let mut data =
+            Vec::with_capacity(front + rows.saturating_mul(per_row).min(plan.page_limit));
+        data.resize(front, 0);
         Page {
             plan: plan.clone(),
             rows: 0,
-            data: Vec::with_capacity(rows.saturating_mul(per_row).min(plan.page_limit)),
+            data,
+            front,
             lengths: matches!(plan.layout, Layout::DeltaLengthBytes | Layout::DeltaBytes)
                 .then(|| DeltaLengths::new(rows)),
             prefixes: (plan.layout == Layout::DeltaBytes).then(|| DeltaLengths::new(rows)),
@@ -492,26 +518,21 @@ impl<'a> Page<'a> {
         let (data, stats, min, max, unencoded) = match plan.layout {
             Layout::PlainInt64 => {
                 let (stats, min, max) = signed_stats(self.low, self.high, 0, false)?;
-                (self.data, stats, min, max, None)
+                (Bytes::from(self.data), stats, min, max, None)
             }
             Layout::PlainBytes | Layout::DeltaLengthBytes | Layout::DeltaBytes => {
                 let stats = byte_stats(self.min, self.max);
-                let data = match (self.prefixes, self.lengths) {
-                    (Some(prefixes), Some(lengths)) => {
-                        let lengths = lengths.finish(0);
-                        let mut out = prefixes.finish(lengths.len() + self.data.len());
-                        out.extend_from_slice(&lengths);
-                        out.extend_from_slice(&self.data);
-                        out
-                    }
-                    (_, Some(lengths)) => {
-                        let mut out = lengths.finish(self.data.len());
-                        out.extend_from_slice(&self.data);
-                        out
-                    }
-                    (_, None) => self.data,
-                };
-                let data = with_levels(self.levels, data)?;
+                // what goes before the values: levels, prefixes, lengths
+                let mut head = Vec::new();
+                if let Some(levels) = self.levels {
+                    let levels = levels.finish();
+                    head.extend_from_slice(&u32::try_from(levels.len()).ok()?.to_le_bytes());
+                    head.extend_from_slice(&levels);
+                }
+                for lengths in [self.prefixes, self.lengths].into_iter().flatten() {
+                    head.extend_from_slice(&lengths.finish(0));
+                }
+                let data = before(head, self.data, self.front)?;
                 let unencoded = Some(self.unencoded as i64);
                 (data, stats, self.min.to_vec(), self.max.to_vec(), unencoded)
             }
@@ -526,7 +547,7 @@ impl<'a> Page<'a> {
                     return None;
                 }
                 let indices = indices_page(dictionary.len(), &dictionary.indices, plan.page_limit)?;
-                let data = with_levels(self.levels, indices)?;
+                let data = Bytes::from(with_levels(self.levels, indices)?);
                 let stats = byte_stats(min, max);
                 let unencoded = Some(self.unencoded as i64);
                 let (min, max) = (min.to_vec(), max.to_vec());
@@ -543,7 +564,7 @@ impl<'a> Page<'a> {
                     return None;
                 }
                 let indices = indices_page(numbers.len(), &numbers.indices, plan.page_limit)?;
-                let data = with_levels(self.levels, indices)?;
+                let data = Bytes::from(with_levels(self.levels, indices)?);
                 let (stats, min, max) = signed_stats(low, high, nulls, int32)?;
                 let header = dictionary_page_header(page.len(), numbers.len())?;
                 dictionary_page = Some((header, page));
@@ -623,7 +644,7 @@ impl<'a> Page<'a> {
         };
         // in the order a column writer stores them: the dictionary last
         let mut blobs = Vec::with_capacity(4);
-        blobs.extend([Bytes::from(header), Bytes::from(data)]);
+        blobs.extend([Bytes::from(header), data]);
         if let Some((header, page)) = dictionary_page {
             blobs.extend([Bytes::from(header), Bytes::from(page)]);
         }
@@ -1032,6 +1053,23 @@ fn prefix(v: &[u8]) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
+/// `head` then the values in `data[front..]`: written into the free front
+/// of `data` when it fits (no copy of the values), else copied together.
+fn before(head: Vec<u8>, mut data: Vec<u8>, front: usize) -> Option<Bytes> {
+    let values = data.get(front..)?;
+    match front.checked_sub(head.len()) {
+        Some(start) => {
+            data.get_mut(start..front)?.copy_from_slice(&head);
+            Some(Bytes::from(data).slice(start..))
+        }
+        None => {
+            let mut out = head;
+            out.extend_from_slice(values);
+            Some(Bytes::from(out))
+        }
+    }
+}
+
 /// How many leading bytes `a` and `b` share, eight at a time (sequence
 /// numbers of a shard share 40-odd).
 fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
@@ -1081,6 +1119,12 @@ impl DeltaLengths {
             deltas: Vec::with_capacity(BLOCK),
             blocks: Vec::with_capacity(n / BLOCK * 5 + 16),
         }
+    }
+
+    /// The most bytes `finish` can give for `n` values: the header, and per
+    /// block its smallest delta, the widths and 128 deltas of 32 bits.
+    fn max_size(n: usize) -> usize {
+        4 * 10 + n.div_ceil(BLOCK) * (10 + MINI_BLOCKS + BLOCK * 4)
     }
 
     fn push(&mut self, v: i32) {
@@ -1536,6 +1580,22 @@ mod tests {
                 Some(vec![nulls as i64, (values.len() - nulls) as i64])
             );
         }
+    }
+
+    #[test]
+    fn what_goes_before_the_values_is_the_same_with_room_or_without() {
+        let values = b"0123456789";
+        for front in [0usize, 2, 3, 8] {
+            let mut data = vec![0xee; front];
+            data.extend_from_slice(values);
+            let page = before(b"abc".to_vec(), data, front).expect("page");
+            assert_eq!(&page[..], b"abc0123456789", "{front} bytes free");
+        }
+        assert_eq!(
+            before(b"abc".to_vec(), vec![0; 2], 3),
+            None,
+            "front past the end"
+        );
     }
 
     #[test]

@@ -74,8 +74,8 @@ struct Layout {
     tape: Vec<Node<'static>>,
     /// Keys: tape index, then `len` bytes `from` bytes into step `step`.
     keys: Vec<Key>,
-    /// Values: tape index and the step that reads it.
-    values: Vec<(u16, u16)>,
+    /// Values: where each goes in the tape and which step reads it.
+    values: Vec<Slot>,
     /// Leading steps equal to those of the layout before it in the list.
     shared: usize,
     /// Events read by this layout since the budgets were last renewed.
@@ -84,6 +84,17 @@ struct Layout {
     /// order it looked (see [`super::Locate`]): the same for every event
     /// that fits, recorded once from the event it was learnt from.
     located: Located,
+}
+
+/// A value of a layout: its tape index, the step that reads it, that
+/// step's glue length and what it reads, together so that writing a tape
+/// loads one record a value.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    node: u16,
+    step: u16,
+    glue: u16,
+    value: Value,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -325,13 +336,13 @@ fn write_tape<'a>(
 ) -> Option<()> {
     tape.clear();
     tape.extend_from_slice(&layout.tape);
-    for &(node, k) in &layout.values {
-        let step = layout.steps.get(k as usize)?;
-        let start = at.get(k as usize)? + step.glue.len();
-        let value = s.get(start..*at.get(k as usize + 1)?)?;
-        *tape.get_mut(node as usize)? = if step.value == Value::Str {
+    for slot in &layout.values {
+        let k = usize::from(slot.step);
+        let start = at.get(k)? + usize::from(slot.glue);
+        let value = s.get(start..*at.get(k + 1)?)?;
+        *tape.get_mut(usize::from(slot.node))? = if slot.value == Value::Str {
             Node::String(value)
-        } else if step.value == Value::Uint {
+        } else if slot.value == Value::Uint {
             // at most 18 digits, as `uint_len` read them: no overflow
             if value.len() > 18 {
                 return None;
@@ -524,7 +535,13 @@ impl Learner<'_> {
     fn slot(&mut self, value: Value, len: usize) -> Option<()> {
         let step = self.step(value)?;
         let node = self.node()?;
-        self.layout.values.push((node, step));
+        let glue = self.layout.steps.last()?.glue.len();
+        self.layout.values.push(Slot {
+            node,
+            step,
+            glue: u16::try_from(glue).ok()?,
+            value,
+        });
         self.layout.tape.push(PER_EVENT);
         self.at += len;
         self.glue_from = self.at;
