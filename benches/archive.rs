@@ -126,7 +126,7 @@ fn report_memory_and_size(rt: &tokio::runtime::Runtime) {
         assert!(!files.is_empty());
     });
     eprintln!(
-        "archive: 6 MB invocation ({} bytes, {events} records): peak heap ours {:.1} MB (payload copy included), baseline {:.1} MB; Parquet {:.1} bytes/event ({} bytes)",
+        "archive: 6 MB invocation ({} bytes, {events} records): peak heap ours {:.1} MB (the payload, copied before, not counted), baseline {:.1} MB; Parquet {:.1} bytes/event ({} bytes)",
         big.len(),
         first.peak as f64 / 1e6,
         base.peak as f64 / 1e6,

@@ -463,6 +463,12 @@ struct FileSetup {
     /// stored uncompressed or zstd-compressed by [`zstd_chunks`]: [`direct`]
     /// does not compress).
     direct: Vec<Option<direct::Plan>>,
+    /// `props` with the [`direct`] columns `PLAIN` and without a dictionary:
+    /// the column writers of a file whose planned columns were all written
+    /// directly are made under these. Those columns' writers go unused, and
+    /// under `props` a delta or dictionary writer reserves its buffers
+    /// anyway (1 MB for each delta-packed stream).
+    unused_direct: Arc<WriterProperties>,
 }
 
 impl Encoder {
@@ -524,11 +530,21 @@ impl Encoder {
             } else {
                 arrow.fields().iter().map(|_| None).collect()
             };
+        let mut unused_direct = props.clone().into_builder();
+        for (c, plan) in direct.iter().enumerate() {
+            if plan.is_some() {
+                let path = schema.column(c).path().clone();
+                unused_direct = unused_direct
+                    .set_column_encoding(path.clone(), Encoding::PLAIN)
+                    .set_column_dictionary_enabled(path, false);
+            }
+        }
         Ok(FileSetup {
             schema,
             props: Arc::new(props),
             zstd,
             direct,
+            unused_direct: Arc::new(unused_direct.build()),
         })
     }
 }
@@ -569,7 +585,23 @@ fn start_file(
     )
     .map_err(|e| format!("parquet writer: {e}"))?;
     let recorder = Arc::new(zstd_chunks::PageRecorder::default());
-    let mut factory = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&schema));
+    // every planned column written directly: its writer only stands in
+    let all_direct = columns
+        .iter()
+        .zip(&setup.direct)
+        .all(|(c, plan)| plan.is_none() || matches!(c, columns::Built::Direct(_)));
+    let stand_in = all_direct
+        .then(|| {
+            SerializedFileWriter::new(
+                Vec::new(),
+                setup.schema.root_schema_ptr(),
+                Arc::clone(&setup.unused_direct),
+            )
+        })
+        .transpose()
+        .map_err(|e| format!("parquet writer: {e}"))?;
+    let mut factory =
+        ArrowRowGroupWriterFactory::new(stand_in.as_ref().unwrap_or(&file), Arc::clone(&schema));
     if encoder.own_zstd {
         factory = factory.with_page_store_factory(Arc::clone(&recorder) as _);
     }
