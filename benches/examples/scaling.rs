@@ -51,20 +51,28 @@ impl Functions {
         }
     }
 
-    /// Handles one invocation (each function its own copy of the payload);
-    /// returns the time taken.
+    /// Handles one invocation; returns the time taken. Each function gets
+    /// its own copy of the payload made just before it runs (untimed), as
+    /// each Lambda reads its own off the socket: copying both first left the
+    /// archiver's out of cache, behind the aggregator's 10.7 MB, even when
+    /// the aggregator did not run.
     fn time(&mut self, rt: &tokio::runtime::Runtime, payload: &[u8]) -> Duration {
-        let (mut a, mut b) = (payload.to_vec(), payload.to_vec());
-        let started = Instant::now();
+        let mut taken = Duration::ZERO;
         if let Some(archiver) = &mut self.archiver {
+            let mut a = payload.to_vec();
+            let started = Instant::now();
             let out = rt.block_on(archiver.process(&mut a, deadline()));
+            taken += started.elapsed();
             assert!(out.is_ok_and(|o| o.stats.valid == EVENTS));
         }
         if let Some(aggregator) = &mut self.aggregator {
+            let mut b = payload.to_vec();
+            let started = Instant::now();
             let out = rt.block_on(aggregator.process(&mut b, deadline()));
+            taken += started.elapsed();
             assert!(out.is_ok_and(|o| o.stats.counted == EVENTS));
         }
-        started.elapsed()
+        taken
     }
 }
 
