@@ -324,9 +324,11 @@ pub(crate) struct Page<'a> {
     /// of a file's bytes).
     front: usize,
     lengths: Option<DeltaLengths>,
-    /// `DELTA_BYTE_ARRAY`'s shared-prefix lengths, and the value before.
+    /// `DELTA_BYTE_ARRAY`'s shared-prefix lengths, the value before, and
+    /// whether that value is the greatest so far (bytes equal to `max`).
     prefixes: Option<DeltaLengths>,
     previous: &'a [u8],
+    previous_is_max: bool,
     dictionary: Option<Dictionary<'a>>,
     numbers: Option<Numbers>,
     /// The definition levels of an optional column (1 a value, 0 a null),
@@ -385,6 +387,7 @@ impl<'a> Page<'a> {
                 .then(|| DeltaLengths::new(rows)),
             prefixes: (plan.layout == Layout::DeltaBytes).then(|| DeltaLengths::new(rows)),
             previous: &[],
+            previous_is_max: false,
             dictionary: (plan.layout == Layout::Dictionary).then(|| Dictionary::new(rows)),
             numbers: (plan.layout == Layout::NumberDictionary).then(|| Numbers::new(rows)),
             // (a bit a row; `finish` puts their length before them)
@@ -442,15 +445,39 @@ impl<'a> Page<'a> {
             levels.put(1);
         }
         let p = prefix(v);
+        // `DELTA_BYTE_ARRAY`: what `v` shares with the value before; when
+        // that value is the max (sequence numbers rise), the byte after says
+        // whether `v` is greater, without comparing the 40-odd shared digits
+        let shared = match self.prefixes {
+            Some(_) => shared_prefix(self.previous, v),
+            None => 0,
+        };
         // (the first value, after any nulls)
         if self.rows == self.nulls {
             (self.min, self.max) = (v, v);
             (self.min_prefix, self.max_prefix) = (p, p);
-        } else if p > self.max_prefix || (p == self.max_prefix && v > self.max) {
+            self.previous_is_max = true;
+        } else {
+            let greater = if p != self.max_prefix {
+                p > self.max_prefix
+            } else if self.prefixes.is_some() && self.previous_is_max {
+                match (v.get(shared), self.previous.get(shared)) {
+                    (Some(a), Some(b)) => a > b,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                }
+            } else {
+                v > self.max
+            };
             // (the max first: sequence numbers rise)
-            (self.max, self.max_prefix) = (v, p);
-        } else if p < self.min_prefix || (p == self.min_prefix && v < self.min) {
-            (self.min, self.min_prefix) = (v, p);
+            if greater {
+                (self.max, self.max_prefix) = (v, p);
+            } else if p < self.min_prefix || (p == self.min_prefix && v < self.min) {
+                (self.min, self.min_prefix) = (v, p);
+            }
+            let equal_to_max =
+                self.previous_is_max && shared == v.len() && shared == self.previous.len();
+            self.previous_is_max = greater || equal_to_max;
         }
         self.rows += 1;
         self.unencoded += v.len();
@@ -460,15 +487,10 @@ impl<'a> Page<'a> {
             self.data.extend_from_slice(v);
             return;
         };
-        let shared = match &mut self.prefixes {
-            Some(prefixes) => {
-                let shared = shared_prefix(self.previous, v);
-                prefixes.push(shared as i32);
-                self.previous = v;
-                shared
-            }
-            None => 0,
-        };
+        if let Some(prefixes) = &mut self.prefixes {
+            prefixes.push(shared as i32);
+            self.previous = v;
+        }
         let rest = v.get(shared..).unwrap_or_default();
         lengths.push(rest.len() as i32);
         self.data.extend_from_slice(rest);
@@ -1373,14 +1395,49 @@ mod tests {
     fn min_and_max_are_those_of_the_bytes() {
         let encoder = Encoder::new(Codec::Zstd(1));
         let setup = encoder.setup(Table::UserEvents).expect("setup");
-        let plan = setup.direct[0].clone().expect("event_id's plan");
-        // shared and short prefixes, NULs, bytes above 0x7f, empty values
-        let sets: [&[&str]; 5] = [
+        let event_id = setup.direct[0].clone().expect("event_id's plan");
+        // and `DELTA_BYTE_ARRAY`'s, whose max follows the shared prefixes
+        let sequence_number = setup
+            .schema
+            .columns()
+            .iter()
+            .position(|d| d.name() == "sequence_number")
+            .and_then(|c| setup.direct[c].clone())
+            .expect("sequence_number's plan");
+        assert_eq!(sequence_number.layout, Layout::DeltaBytes);
+        for plan in [event_id, sequence_number] {
+            min_and_max_with(&plan);
+        }
+    }
+
+    fn min_and_max_with(plan: &Plan) {
+        let plan = plan.clone();
+        // shared and short prefixes, NULs, bytes above 0x7f, empty values;
+        // the max repeated, cut short, extended, passed after a drop
+        let sets: [&[&str]; 10] = [
+            &["abcdefgh_b", "abcdefgh_a", "abcdefgh_ab", "abcdefgh_a"],
             &["b", "ab", "abc", "a", "abcdefgh", "abcdefgh\0", "abcdefgh"],
             &["abcdefghij", "abcdefghi", "abcdefgh", "abcdefghz", "ab\0"],
             &["\u{e9}t\u{e9}", "zzzzzzzz", "zzzzzzzz\u{e9}", "", "\0\0"],
             &["0000000000000000000000000000000000000000000000000000000003"; 3],
             &["x"],
+            &["5", "55", "5", "55", "555", "54", "556", "5560", "556"],
+            &["a", "a", "a", "b", "b", "a", "c", "", "c"],
+            &[
+                "abcdefghij1",
+                "abcdefghij2",
+                "abcdefghij2",
+                "abcdefghij",
+                "abcdefghij3",
+                "abcdefghij20",
+                "abcdefghij31",
+            ],
+            &[
+                "4959000000000099",
+                "4959000000000100",
+                "4959000000000099",
+                "4959000000000101",
+            ],
         ];
         for set in sets {
             let mut page = Page::new(&plan, set.len());
