@@ -1391,19 +1391,24 @@ mod tests {
         assert!(compare(1, 2) >= 9);
     }
 
-    #[test]
-    fn min_and_max_are_those_of_the_bytes() {
+    /// The archiver's plan for `table`'s column `name`.
+    fn plan_of(table: Table, name: &str) -> Plan {
         let encoder = Encoder::new(Codec::Zstd(1));
-        let setup = encoder.setup(Table::UserEvents).expect("setup");
-        let event_id = setup.direct[0].clone().expect("event_id's plan");
-        // and `DELTA_BYTE_ARRAY`'s, whose max follows the shared prefixes
-        let sequence_number = setup
+        let setup = encoder.setup(table).expect("setup");
+        setup
             .schema
             .columns()
             .iter()
-            .position(|d| d.name() == "sequence_number")
+            .position(|d| d.name() == name)
             .and_then(|c| setup.direct[c].clone())
-            .expect("sequence_number's plan");
+            .unwrap_or_else(|| panic!("no plan for {}.{name}", table.name()))
+    }
+
+    #[test]
+    fn min_and_max_are_those_of_the_bytes() {
+        let event_id = plan_of(Table::UserEvents, "event_id");
+        // and `DELTA_BYTE_ARRAY`'s, whose max follows the shared prefixes
+        let sequence_number = plan_of(Table::UserEvents, "sequence_number");
         assert_eq!(sequence_number.layout, Layout::DeltaBytes);
         for plan in [event_id, sequence_number] {
             min_and_max_with(&plan);
@@ -1573,16 +1578,7 @@ mod tests {
     fn optional_columns_levels_are_what_parquet_writes() {
         use parquet::column::page::Page;
         // `channel` of user_events: optional, dictionary-encoded
-        let encoder = Encoder::new(Codec::Zstd(1));
-        let setup = encoder.setup(Table::UserEvents).expect("setup");
-        let c = setup
-            .schema
-            .columns()
-            .iter()
-            .position(|d| d.name() == "channel");
-        let plan = c
-            .and_then(|c| setup.direct[c].clone())
-            .expect("channel's plan");
+        let plan = plan_of(Table::UserEvents, "channel");
         let props = crate::lake::properties_with(Compression::UNCOMPRESSED);
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut random = |below: u64| {
@@ -1659,15 +1655,7 @@ mod tests {
     fn shared_prefixes_are_what_parquet_writes() {
         use parquet::column::page::Page as ParquetPage;
         use parquet::schema::types::ColumnPath;
-        let encoder = Encoder::new(Codec::Zstd(1));
-        let setup = encoder.setup(Table::OrderItems).expect("setup");
-        let plan = setup
-            .schema
-            .columns()
-            .iter()
-            .position(|d| d.name() == "sequence_number")
-            .and_then(|c| setup.direct[c].clone())
-            .expect("sequence_number's plan");
+        let plan = plan_of(Table::OrderItems, "sequence_number");
         assert_eq!(plan.layout, Layout::DeltaBytes);
         let props = WriterProperties::builder()
             .set_dictionary_enabled(false)
