@@ -324,11 +324,9 @@ pub(crate) struct Page<'a> {
     /// of a file's bytes).
     front: usize,
     lengths: Option<DeltaLengths>,
-    /// `DELTA_BYTE_ARRAY`'s shared-prefix lengths, the value before, and
-    /// whether that value is the greatest so far (bytes equal to `max`).
+    /// `DELTA_BYTE_ARRAY`'s shared-prefix lengths, and the value before.
     prefixes: Option<DeltaLengths>,
     previous: &'a [u8],
-    previous_is_max: bool,
     dictionary: Option<Dictionary<'a>>,
     numbers: Option<Numbers>,
     /// The definition levels of an optional column (1 a value, 0 a null),
@@ -359,19 +357,16 @@ impl<'a> Page<'a> {
             Layout::Dictionary | Layout::NumberDictionary => 0,
         };
         let delta = matches!(plan.layout, Layout::DeltaLengthBytes | Layout::DeltaBytes);
+        let prefixed = plan.layout == Layout::DeltaBytes;
+        // room for the levels and the delta-packed streams
         let front = if delta {
-            let lengths = DeltaLengths::max_size(rows);
-            let prefixes = if plan.layout == Layout::DeltaBytes {
-                lengths
-            } else {
-                0
-            };
+            let streams = 1 + usize::from(prefixed);
             let levels = if plan.nullable {
                 4 + Rle::max_size(1, rows)
             } else {
                 0
             };
-            lengths + prefixes + levels
+            streams * DeltaLengths::max_size(rows) + levels
         } else {
             0
         };
@@ -383,11 +378,9 @@ impl<'a> Page<'a> {
             rows: 0,
             data,
             front,
-            lengths: matches!(plan.layout, Layout::DeltaLengthBytes | Layout::DeltaBytes)
-                .then(|| DeltaLengths::new(rows)),
-            prefixes: (plan.layout == Layout::DeltaBytes).then(|| DeltaLengths::new(rows)),
+            lengths: delta.then(|| DeltaLengths::new(rows)),
+            prefixes: prefixed.then(|| DeltaLengths::new(rows)),
             previous: &[],
-            previous_is_max: false,
             dictionary: (plan.layout == Layout::Dictionary).then(|| Dictionary::new(rows)),
             numbers: (plan.layout == Layout::NumberDictionary).then(|| Numbers::new(rows)),
             // (a bit a row; `finish` puts their length before them)
@@ -446,8 +439,8 @@ impl<'a> Page<'a> {
         }
         let p = prefix(v);
         // `DELTA_BYTE_ARRAY`: what `v` shares with the value before; when
-        // that value is the max (sequence numbers rise), the byte after says
-        // whether `v` is greater, without comparing the 40-odd shared digits
+        // that value is the max itself (sequence numbers rise), the byte after
+        // orders `v` against it, without comparing the 40-odd shared digits
         let shared = match self.prefixes {
             Some(_) => shared_prefix(self.previous, v),
             None => 0,
@@ -456,28 +449,25 @@ impl<'a> Page<'a> {
         if self.rows == self.nulls {
             (self.min, self.max) = (v, v);
             (self.min_prefix, self.max_prefix) = (p, p);
-            self.previous_is_max = true;
         } else {
-            let greater = if p != self.max_prefix {
-                p > self.max_prefix
-            } else if self.prefixes.is_some() && self.previous_is_max {
+            let (greater, equal) = if p != self.max_prefix {
+                (p > self.max_prefix, false)
+            } else if self.prefixes.is_some() && std::ptr::eq(self.previous, self.max) {
                 match (v.get(shared), self.previous.get(shared)) {
-                    (Some(a), Some(b)) => a > b,
-                    (Some(_), None) => true,
-                    (None, _) => false,
+                    (Some(a), Some(b)) => (a > b, false),
+                    (Some(_), None) => (true, false),
+                    (None, b) => (false, b.is_none()),
                 }
             } else {
-                v > self.max
+                (v > self.max, false)
             };
-            // (the max first: sequence numbers rise)
-            if greater {
+            // (the max first: sequence numbers rise; an equal value becomes
+            // the max too, so that the next one is ordered against it)
+            if greater || equal {
                 (self.max, self.max_prefix) = (v, p);
             } else if p < self.min_prefix || (p == self.min_prefix && v < self.min) {
                 (self.min, self.min_prefix) = (v, p);
             }
-            let equal_to_max =
-                self.previous_is_max && shared == v.len() && shared == self.previous.len();
-            self.previous_is_max = greater || equal_to_max;
         }
         self.rows += 1;
         self.unencoded += v.len();
@@ -546,13 +536,9 @@ impl<'a> Page<'a> {
                 let stats = byte_stats(self.min, self.max);
                 // what goes before the values: levels, prefixes, lengths
                 let mut head = Vec::new();
-                if let Some(levels) = self.levels {
-                    let levels = levels.finish();
-                    head.extend_from_slice(&u32::try_from(levels.len()).ok()?.to_le_bytes());
-                    head.extend_from_slice(&levels);
-                }
+                put_levels(self.levels, &mut head)?;
                 for lengths in [self.prefixes, self.lengths].into_iter().flatten() {
-                    head.extend_from_slice(&lengths.finish(0));
+                    lengths.finish_into(&mut head);
                 }
                 let data = before(head, self.data, self.front)?;
                 let unencoded = Some(self.unencoded as i64);
@@ -569,7 +555,9 @@ impl<'a> Page<'a> {
                     return None;
                 }
                 let indices = indices_page(dictionary.len(), &dictionary.indices, plan.page_limit)?;
-                let data = Bytes::from(with_levels(self.levels, indices)?);
+                let mut head = Vec::new();
+                put_levels(self.levels, &mut head)?;
+                let data = before(head, indices, 0)?;
                 let stats = byte_stats(min, max);
                 let unencoded = Some(self.unencoded as i64);
                 let (min, max) = (min.to_vec(), max.to_vec());
@@ -586,7 +574,9 @@ impl<'a> Page<'a> {
                     return None;
                 }
                 let indices = indices_page(numbers.len(), &numbers.indices, plan.page_limit)?;
-                let data = Bytes::from(with_levels(self.levels, indices)?);
+                let mut head = Vec::new();
+                put_levels(self.levels, &mut head)?;
+                let data = before(head, indices, 0)?;
                 let (stats, min, max) = signed_stats(low, high, nulls, int32)?;
                 let header = dictionary_page_header(page.len(), numbers.len())?;
                 dictionary_page = Some((header, page));
@@ -823,19 +813,15 @@ fn indices_page(distinct: usize, indices: &[u32], limit: usize) -> Option<Vec<u8
     Some(rle.finish())
 }
 
-/// A v1 data page of an optional column: the levels' length, the levels,
-/// then `values`; `values` alone for a required column.
-fn with_levels(levels: Option<Rle>, values: Vec<u8>) -> Option<Vec<u8>> {
-    let Some(levels) = levels else {
-        return Some(values);
-    };
-    let levels = levels.finish();
-    let len = u32::try_from(levels.len()).ok()?;
-    let mut data = Vec::with_capacity(4 + levels.len() + values.len());
-    data.extend_from_slice(&len.to_le_bytes());
-    data.extend_from_slice(&levels);
-    data.extend_from_slice(&values);
-    Some(data)
+/// How a v1 data page of an optional column starts: the levels' length,
+/// then the levels (nothing for a required column, `levels` `None`).
+fn put_levels(levels: Option<Rle>, out: &mut Vec<u8>) -> Option<()> {
+    if let Some(levels) = levels {
+        let levels = levels.finish();
+        out.extend_from_slice(&u32::try_from(levels.len()).ok()?.to_le_bytes());
+        out.extend_from_slice(&levels);
+    }
+    Some(())
 }
 
 /// The dictionary of an integer column, as [`Dictionary`] is for strings:
@@ -1195,16 +1181,14 @@ impl DeltaLengths {
         self.deltas.clear();
     }
 
-    /// The encoded values, with room for `extra` bytes after them.
-    fn finish(mut self, extra: usize) -> Vec<u8> {
+    /// Appends the encoded values to `out`.
+    fn finish_into(mut self, out: &mut Vec<u8>) {
         self.flush_block();
-        let mut out = Vec::with_capacity(self.blocks.len() + 24 + extra);
-        put_uleb(&mut out, BLOCK as u64);
-        put_uleb(&mut out, MINI_BLOCKS as u64);
-        put_uleb(&mut out, self.total as u64);
-        put_zigzag(&mut out, i64::from(self.first.unwrap_or(0)));
+        put_uleb(out, BLOCK as u64);
+        put_uleb(out, MINI_BLOCKS as u64);
+        put_uleb(out, self.total as u64);
+        put_zigzag(out, i64::from(self.first.unwrap_or(0)));
         out.extend_from_slice(&self.blocks);
-        out
     }
 }
 
@@ -1762,7 +1746,8 @@ mod tests {
             for v in &values {
                 lengths.push(v.len() as i32);
             }
-            let mut ours = lengths.finish(0);
+            let mut ours = Vec::new();
+            lengths.finish_into(&mut ours);
             for v in &values {
                 ours.extend_from_slice(v.as_bytes());
             }
